@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import json
+import os
+
+from ocirt.cli import common
+from ocirt.cli.flags import Flag
+from ocirt.errors import OcirtError, UsageError
+
+USAGE = ""
+FLAGS = [Flag("bundle", "str", "", aliases=("b",), help="path to the root of the bundle directory"),
+         Flag("rootless", "bool", False, help="generate a configuration for a rootless container"),
+         common.HELP]
+
+
+def run(ctx, parsed) -> int:
+    if parsed.args:
+        raise UsageError('"spec" requires exactly 0 arguments')
+    from ocirt.config.defaults import default_spec
+    bundle = parsed["bundle"] or "."
+    path = os.path.join(bundle, "config.json")
+    if os.path.exists(path):
+        raise OcirtError("File config.json exists. Remove it first")
+    with open(path, "w") as f:
+        json.dump(default_spec(rootless=parsed["rootless"]), f, indent="\t")
+    return 0

@@ -1,0 +1,318 @@
+"""The container's init, for `create`: every step in the order the kernel needs it.
+
+Process tree (ARCHITECTURE.md): the runtime P forks the intermediate C1, which enters or creates
+the namespaces and forks the init C2 (PID 1 of a new pid namespace). C1 exits at once; C2 is
+reparented to P (a child subreaper), and after P exits to P's own subreaper (conmon, the
+containerd shim) or PID 1.
+
+Both children run code that P imported before forking: after pivot_root nothing can be imported.
+Every error path ends in os._exit(), never in a return into the runtime's own cleanup code.
+"""
+
+from __future__ import annotations
+
+import array
+import fcntl
+import os
+import socket
+import stat
+import sys
+import termios
+from dataclasses import dataclass, field
+from typing import Any
+
+from ocirt import hooks, net
+from ocirt.errors import OcirtError, SetupError
+from ocirt.init import namespaces as nsmod
+from ocirt.linux import syscalls as sc
+from ocirt.spawn.sync import Sync, SyncError
+
+
+@dataclass
+class Launch:
+    """Everything the init needs, prepared by the runtime before fork."""
+
+    cid: str
+    bundle: str
+    config: dict
+    rootfs_plan: Any            # ocirt.rootfs.setup.Plan
+    security: Any               # ocirt.process.security.Prepared or None (no process)
+    fifo_fd: int                # O_PATH handle on exec.fifo in the state dir
+    new_ns: set[str] = field(default_factory=set)
+    join_fds: list[tuple[str, int]] = field(default_factory=list)
+    preserve_fds: int = 0
+    console_fd: int | None = None  # connected --console-socket
+    no_pivot: bool = False
+    extra_env: list[str] = field(default_factory=list)
+
+
+def _fail(sync: Sync, exc: BaseException) -> None:
+    if isinstance(exc, OcirtError):
+        msg = exc.message
+    elif isinstance(exc, OSError):
+        msg = exc.strerror or str(exc)
+        if exc.filename:
+            msg = f"{msg}: {exc.filename}"
+    else:
+        msg = f"{type(exc).__name__}: {exc}"
+    try:
+        sync.send("error", message=msg)
+    except OSError:
+        pass
+    os._exit(1)
+
+
+def close_fds_except(keep: set[int]) -> None:
+    """Close every fd not in `keep`: nothing of the runtime may leak into the container
+    (CVE-2024-21626)."""
+    start = 0
+    for fd in sorted(keep):
+        if fd > start:
+            sc.close_range(start, fd - 1)
+        start = fd + 1
+    sc.close_range(start)
+
+
+# --- C1: the intermediate process -------------------------------------------------------
+
+def intermediate(launch: Launch, sync: Sync) -> None:
+    try:
+        # Not dumpable before touching any container namespace (CVE-2016-9962): a container
+        # process must not ptrace us or read our /proc entries.
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)
+        nsmod.join_all(launch.join_fds)
+        if "user" in launch.new_ns:
+            sc.unshare(sc.CLONE_NEWUSER)
+            sync.send("userns")
+            sync.expect("userns-mapped")
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        # P moves us into the container cgroup; the cgroup namespace must be created after
+        # that so its root is the container's cgroup.
+        sync.expect("cgroup")
+        flags = nsmod.unshare_flags(launch.new_ns, exclude=("user",))
+        if flags:
+            sc.unshare(flags)
+        if "time" in launch.new_ns:
+            _write_time_offsets(launch.config.get("linux", {}).get("timeOffsets") or {})
+        pid = os.fork()
+        if pid == 0:
+            init(launch, sync)
+        sync.send("pid", pid=pid)
+    except BaseException as e:  # noqa: BLE001 - a forked child must never unwind
+        _fail(sync, e)
+    os._exit(0)
+
+
+def _write_time_offsets(offsets: dict) -> None:
+    lines = []
+    for clock in ("monotonic", "boottime"):
+        off = offsets.get(clock)
+        if off:
+            lines.append(f"{clock} {off.get('secs', 0)} {off.get('nanosecs', 0)}\n")
+    if lines:
+        fd = os.open("/proc/self/timens_offsets", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, "".join(lines).encode())
+        finally:
+            os.close(fd)
+
+
+# --- C2: the init -----------------------------------------------------------------------
+
+def init(launch: Launch, sync: Sync) -> None:
+    try:
+        _setup(launch, sync)
+    except BaseException as e:  # noqa: BLE001
+        _fail(sync, e)
+    os._exit(1)
+
+
+def _setup(launch: Launch, sync: Sync) -> None:
+    from ocirt.rootfs import setup as rootfs
+    config = launch.config
+    linux = config.get("linux") or {}
+    process = config.get("process")
+    new = launch.new_ns
+
+    os.setsid()
+    if "network" in new:
+        net.link_up("lo")
+    if "uts" in new:
+        if config.get("hostname"):
+            sc.sethostname(config["hostname"])
+        if config.get("domainname"):
+            sc.setdomainname(config["domainname"])
+
+    rootfs.prepare(launch.rootfs_plan)
+    if process:
+        _make_cwd(launch)
+
+    # prestart and createRuntime run in the runtime's namespaces, so P runs them while we wait.
+    if hooks.has(config, "prestart", "createRuntime"):
+        sync.send("hooks")
+        sync.expect("hooks-done")
+    if hooks.has(config, "createContainer"):
+        hooks.run("createContainer", config["hooks"]["createContainer"],
+                  hooks.oci_state(launch.cid, "creating", os.getpid(), launch.bundle,
+                                  config.get("annotations")))
+
+    rootfs.apply_sysctl(launch.rootfs_plan)
+    rootfs.pivot(launch.rootfs_plan, launch.no_pivot)
+    rootfs.finalize(launch.rootfs_plan)
+
+    if not process:
+        # A container without a process can be created but never started (runtime.md).
+        _announce_and_wait(launch, sync, None)
+        os._exit(0)
+
+    if process.get("terminal"):
+        _setup_console(launch)
+
+    from ocirt.process import security
+    prep = launch.security
+    security.apply_early(prep)
+    security.apply_user(prep, process.get("user") or {})
+    _enter_cwd(process["cwd"])
+    env = _environment(process, launch.extra_env)
+    path = lookup_executable(process["args"][0], env.get("PATH"))
+    security.apply_caps(prep)
+
+    _announce_and_wait(launch, sync, prep)
+
+    if hooks.has(config, "startContainer"):
+        try:
+            hooks.run("startContainer", config["hooks"]["startContainer"],
+                      hooks.oci_state(launch.cid, "created", os.getpid(), launch.bundle,
+                                      config.get("annotations")))
+        except OcirtError as e:
+            _release_answer(b"E" + e.message.encode())
+            os._exit(1)
+    _release_answer(b"0")
+    security.apply_seccomp(prep)
+    try:
+        os.execve(path, process["args"], env)
+    except OSError as e:
+        sys.stderr.write(f"exec {process['args'][0]!r}: {e.strerror}\n")
+        os._exit(255)
+
+
+_fifo_write_fd: int | None = None
+
+
+def _announce_and_wait(launch: Launch, sync: Sync, prep: Any) -> None:
+    """Report "created", then block until `start` opens the exec FIFO."""
+    global _fifo_write_fd
+    keep = {0, 1, 2, launch.fifo_fd, sync.fileno()}
+    keep.update(range(3, 3 + launch.preserve_fds))
+    close_fds_except(keep)
+    for fd in range(3, 3 + launch.preserve_fds):
+        os.set_inheritable(fd, True)
+    sync.send("created")
+    sync.close()
+    # The O_PATH handle was opened on the host before pivot_root; reopening it through
+    # /proc/self/fd gives a real FIFO end without any path into the host filesystem.
+    fd = os.open(f"/proc/self/fd/{launch.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+    os.close(launch.fifo_fd)
+    _fifo_write_fd = fd
+
+
+def _release_answer(answer: bytes) -> None:
+    global _fifo_write_fd
+    if _fifo_write_fd is not None:
+        try:
+            os.write(_fifo_write_fd, answer)
+        except OSError:
+            pass
+        os.close(_fifo_write_fd)
+        _fifo_write_fd = None
+
+
+def _make_cwd(launch: Launch) -> None:
+    from ocirt.linux import pathrs
+    cwd = launch.config["process"].get("cwd") or "/"
+    root_fd = os.open(launch.rootfs_plan.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.close(pathrs.mkdir_all_in_root(root_fd, cwd, 0o755))
+    finally:
+        os.close(root_fd)
+
+
+def _enter_cwd(cwd: str) -> None:
+    os.chdir(cwd)
+    # A cwd reached through a leaked fd or a magic link is outside our root: getcwd fails or
+    # is not absolute then (CVE-2024-21626).
+    try:
+        real = os.getcwd()
+    except OSError:
+        real = ""
+    if not real.startswith("/"):
+        raise SetupError("current working directory is outside of container mount namespace "
+                         "root -- possible container breakout detected")
+
+
+def _environment(process: dict, extra: list[str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in list(process.get("env") or []) + extra:
+        k, sep, v = item.partition("=")
+        if sep:
+            env[k] = v
+    if "HOME" not in env:
+        env["HOME"] = _home_of(os.getuid())
+    return env
+
+
+def _home_of(uid: int) -> str:
+    try:
+        with open("/etc/passwd", "rb") as f:
+            for line in f:
+                parts = line.decode(errors="replace").rstrip("\n").split(":")
+                if len(parts) >= 6 and parts[2] == str(uid):
+                    return parts[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def lookup_executable(name: str, path_env: str | None) -> str:
+    """execvp's search, done by hand: os.execvpe would import a module after pivot_root."""
+    if "/" in name:
+        try:
+            st = os.stat(name)
+        except OSError as e:
+            raise SetupError(f'exec: "{name}": stat {name}: {e.strerror.lower()}') from None
+        if stat.S_ISDIR(st.st_mode) or not st.st_mode & 0o111:
+            raise SetupError(f'exec: "{name}": permission denied')
+        return name
+    for d in (path_env or "").split(":"):
+        cand = os.path.join(d or ".", name)
+        try:
+            st = os.stat(cand)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
+            return cand
+    raise SetupError(f'exec: "{name}": executable file not found in $PATH')
+
+
+def _setup_console(launch: Launch) -> None:
+    """Allocate the pty in the container's devpts, hand the master to the manager over the
+    console socket, and make the slave our controlling terminal and stdio."""
+    from ocirt.rootfs import setup as rootfs
+    if launch.console_fd is None:
+        raise SetupError("cannot allocate tty if ocirt will detach without setting console socket")
+    size = (launch.config["process"].get("consoleSize") or {})
+    master, slave, name = rootfs.console(launch.rootfs_plan, size)
+    sock = socket.socket(fileno=launch.console_fd)
+    try:
+        sock.sendmsg([name.encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                        array.array("i", [master]))])
+    finally:
+        sock.close()
+        launch.console_fd = None
+    os.close(master)
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    if slave > 2:
+        os.close(slave)

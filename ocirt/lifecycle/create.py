@@ -1,0 +1,319 @@
+"""create, in the runtime's own namespaces: validate everything, then build the container so that
+any failure leaves nothing behind (no state dir, cgroup, mount or process)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from typing import Any
+
+from ocirt import OCI_VERSION, hooks
+from ocirt.errors import OcirtError, SetupError
+from ocirt.init import namespaces as nsmod
+from ocirt.init import standard
+from ocirt.linux import syscalls as sc
+from ocirt.log import logger
+from ocirt.spawn.sync import Sync, SyncError
+from ocirt.state import machine
+from ocirt.state.store import FIFO_NAME, Store, validate_id
+
+# runc's default device rules (specconv.AllowedDevices): every container may mknod, and use the
+# standard character devices and ptys, whatever its config says.
+DEFAULT_DEVICE_RULES = [
+    {"allow": True, "type": "c", "access": "m"},
+    {"allow": True, "type": "b", "access": "m"},
+    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 1, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 136, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
+]
+
+
+class Options:
+    def __init__(self, bundle: str = ".", pid_file: str = "", console_socket: str = "",
+                 no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
+                 systemd_cgroup: bool = False, rootless: bool = False,
+                 cgroups_disabled: bool = False) -> None:
+        self.bundle = bundle
+        self.pid_file = pid_file
+        self.console_socket = console_socket
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.preserve_fds = preserve_fds
+        self.systemd_cgroup = systemd_cgroup
+        self.rootless = rootless
+        self.cgroups_disabled = cgroups_disabled
+
+
+class Created:
+    """What `run` needs after create: the init's pid and the parts to undo on failure."""
+
+    def __init__(self, cid: str, pid: int, state: dict, undo: "Undo") -> None:
+        self.cid = cid
+        self.pid = pid
+        self.state = state
+        self.undo = undo
+
+
+class Undo:
+    """Resources a create made, released in reverse on failure."""
+
+    def __init__(self, store: Store, cid: str) -> None:
+        self.store = store
+        self.cid = cid
+        self.state_dir: str | None = None
+        self.cgroup: Any = None
+        self.pids: list[int] = []
+
+    def run(self) -> None:
+        for pid in self.pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+        for pid in self.pids:
+            _reap(pid)
+        if self.cgroup is not None:
+            try:
+                self.cgroup.kill_all(signal.SIGKILL)
+            except OSError:
+                pass
+            try:
+                self.cgroup.destroy()
+            except OSError as e:
+                logger.warning(f"failed to remove cgroup: {e}")
+        if self.state_dir is not None:
+            self.store.remove(self.cid)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        # Not our child (no subreaper): wait for it to vanish.
+        for _ in range(500):
+            if machine.proc_stat(pid) is None:
+                return
+            time.sleep(0.002)
+
+
+def device_rules(config: dict) -> list[dict]:
+    linux = config.get("linux") or {}
+    rules = list(((linux.get("resources") or {}).get("devices")) or [])
+    rules += DEFAULT_DEVICE_RULES
+    for dev in linux.get("devices") or []:
+        if dev.get("type") in ("c", "b", "u"):
+            rules.append({"allow": True, "type": "c" if dev["type"] == "u" else dev["type"],
+                          "major": dev.get("major"), "minor": dev.get("minor"),
+                          "access": "rwm"})
+    return rules
+
+
+def create(store: Store, cid: str, opts: Options) -> Created:
+    validate_id(cid)
+    from ocirt.config.load import load_bundle
+    bundle, config = load_bundle(opts.bundle)
+
+    # Everything that can be checked without side effects is checked here, so a bad config
+    # fails before anything exists.
+    from ocirt.rootfs import setup as rootfs_setup
+    linux = config.get("linux") or {}
+    rootfs_path = config["root"]["path"]
+    if not os.path.isabs(rootfs_path):
+        rootfs_path = os.path.join(bundle, rootfs_path)
+    plan = rootfs_setup.plan(config, rootfs_path, bundle)
+    process = config.get("process")
+    prep = None
+    if process:
+        from ocirt.process import security
+        prep = security.prepare(process, linux)
+        if process.get("terminal") and not opts.console_socket:
+            raise SetupError("cannot allocate tty if ocirt will detach without setting console socket")
+    if opts.console_socket and not (process and process.get("terminal")):
+        raise SetupError("cannot use console socket if ocirt will not detach or allocate tty")
+    new_ns, join = nsmod.split(linux.get("namespaces") or [])
+    cgroup = None
+    resources = dict(linux.get("resources") or {})
+    resources["devices"] = device_rules(config)
+    if not opts.cgroups_disabled:
+        from ocirt.cgroups import manager
+        cgroup = manager.for_container(cid, linux.get("cgroupsPath"),
+                                       systemd=opts.systemd_cgroup, rootless=opts.rootless)
+        cgroup.validate(resources)
+
+    undo = Undo(store, cid)
+    console_sock = None
+    try:
+        undo.state_dir = store.create_dir(cid)
+        with store.lock(cid):
+            fifo = os.path.join(undo.state_dir, FIFO_NAME)
+            os.mkfifo(fifo, 0o622)
+            os.chmod(fifo, 0o622)
+            if cgroup is not None:
+                cgroup.create(resources)
+                undo.cgroup = cgroup
+            if opts.console_socket:
+                console_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    console_sock.connect(opts.console_socket)
+                except OSError as e:
+                    raise SetupError(f"failed to connect to console socket {opts.console_socket}: "
+                                     f"{e.strerror}") from None
+            pid, pid_start = _spawn(cid, bundle, config, plan, prep, new_ns, join, fifo, opts,
+                                    cgroup, console_sock, undo)
+            state = {
+                "ociVersion": config.get("ociVersion", OCI_VERSION),
+                "id": cid,
+                "pid": pid,
+                "pid_start": pid_start,
+                "bundle": bundle,
+                "rootfs": rootfs_path,
+                "created": _now_rfc3339(),
+                "owner": "",
+                "annotations": config.get("annotations") or {},
+                "config": config,
+                "cgroup": cgroup.to_state() if cgroup is not None else None,
+                "systemd_cgroup": opts.systemd_cgroup,
+            }
+            store.save(cid, state)
+            if opts.pid_file:
+                write_pid_file(opts.pid_file, pid)
+        return Created(cid, pid, state, undo)
+    except BaseException:
+        undo.run()
+        raise
+    finally:
+        if console_sock is not None:
+            console_sock.close()
+
+
+def _spawn(cid: str, bundle: str, config: dict, plan: Any, prep: Any, new_ns: set[str],
+           join: dict[str, str], fifo: str, opts: Options, cgroup: Any, console_sock: Any,
+           undo: Undo) -> tuple[int, int]:
+    # As a subreaper we inherit the init when the intermediate exits, so a failed create can
+    # reap it, and `run` can wait for it.
+    sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    join_fds = nsmod.open_for_join(join)
+    fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+    preserve = opts.preserve_fds
+    extra_env: list[str] = []
+    listen = os.environ.get("LISTEN_FDS")
+    if listen and listen.isdigit() and int(listen) > 0:
+        preserve = max(preserve, int(listen))
+        extra_env = [f"LISTEN_FDS={listen}", "LISTEN_PID=1"]
+    launch = standard.Launch(
+        cid=cid, bundle=bundle, config=config, rootfs_plan=plan, security=prep,
+        fifo_fd=fifo_fd, new_ns=new_ns, join_fds=join_fds, preserve_fds=preserve,
+        console_fd=console_sock.fileno() if console_sock is not None else None,
+        no_pivot=opts.no_pivot, extra_env=extra_env)
+    parent, child = Sync.pair()
+    pid1 = os.fork()
+    if pid1 == 0:
+        parent.close()
+        standard.intermediate(launch, child)
+        os._exit(1)
+    undo.pids.append(pid1)
+    child.close()
+    os.close(fifo_fd)
+    for _kind, fd in join_fds:
+        os.close(fd)
+    try:
+        return _drive(cid, bundle, config, parent, pid1, new_ns, cgroup, undo)
+    except SyncError as e:
+        raise SetupError(f"unable to start container process: {e}") from None
+    finally:
+        parent.close()
+
+
+def _drive(cid: str, bundle: str, config: dict, sync: Sync, pid1: int, new_ns: set[str],
+           cgroup: Any, undo: Undo) -> tuple[int, int]:
+    """The runtime's half of the create handshake."""
+    linux = config.get("linux") or {}
+    if "user" in new_ns:
+        sync.expect("userns")
+        _write_id_maps(pid1, linux)
+        sync.send("userns-mapped")
+    if cgroup is not None:
+        cgroup.add(pid1)
+    sync.send("cgroup")
+    init_pid = 0
+    while True:
+        msg, fds = sync.recv()
+        for fd in fds:
+            os.close(fd)
+        kind = msg["type"]
+        if kind == "pid":
+            init_pid = msg["pid"]
+            undo.pids.append(init_pid)
+            _reap(pid1)
+            undo.pids.remove(pid1)
+        elif kind == "hooks":
+            init_pid = init_pid or _await_pid(sync, undo, pid1)
+            st = hooks.oci_state(cid, "creating", init_pid, bundle, config.get("annotations"))
+            hk = config.get("hooks") or {}
+            hooks.run("prestart", hk.get("prestart"), st)
+            hooks.run("createRuntime", hk.get("createRuntime"), st)
+            sync.send("hooks-done")
+        elif kind == "created":
+            init_pid = init_pid or _await_pid(sync, undo, pid1)
+            start = machine.start_time(init_pid)
+            if start is None:
+                raise SetupError("container init exited during setup")
+            return init_pid, start
+        elif kind == "error":
+            raise SetupError(f"unable to start container process: {msg.get('message')}")
+
+
+def _await_pid(sync: Sync, undo: Undo, pid1: int) -> int:
+    msg, _ = sync.expect("pid")
+    undo.pids.append(msg["pid"])
+    _reap(pid1)
+    undo.pids.remove(pid1)
+    return msg["pid"]
+
+
+def _write_id_maps(pid: int, linux: dict) -> None:
+    def fmt(maps: list[dict]) -> bytes:
+        return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps).encode()
+    # setgroups must be denied before an unprivileged writer may set gid_map; as root it is
+    # left alone so the container can still call setgroups.
+    for name, key in (("uid_map", "uidMappings"), ("gid_map", "gidMappings")):
+        maps = linux.get(key) or []
+        if not maps:
+            continue
+        fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, fmt(maps))
+        except OSError as e:
+            raise SetupError(f"failed to write {name}: {e.strerror}") from None
+        finally:
+            os.close(fd)
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    """Atomically, as runc: a temporary file renamed over the target, no newline."""
+    path = os.path.abspath(path)
+    d, name = os.path.split(path)
+    tmp = os.path.join(d, f".{name}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        os.write(fd, str(pid).encode())
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def _now_rfc3339() -> str:
+    t = time.time_ns()
+    secs, ns = divmod(t, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{ns:09d}Z"
+
+
+__all__ = ["create", "Options", "Created", "write_pid_file", "device_rules", "OcirtError"]

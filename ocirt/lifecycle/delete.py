@@ -1,0 +1,96 @@
+"""delete: destroy a stopped container (a created one too, as runc does: containerd relies on it),
+or any container with --force; then poststop hooks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from ocirt import hooks
+from ocirt.errors import ContainerNotFound, StateError
+from ocirt.lifecycle.container import Container
+from ocirt.linux import syscalls as sc
+from ocirt.log import logger
+from ocirt.state import machine
+from ocirt.state.store import STATE_FILE, Store
+
+
+def delete(store: Store, cid: str, force: bool = False) -> None:
+    d = store.dir(cid)
+    if not os.path.isdir(d):
+        if force:
+            return
+        raise ContainerNotFound(cid)
+    if not os.path.exists(os.path.join(d, STATE_FILE)):
+        # A crashed create can leave a directory without state: nothing else exists for it.
+        store.remove(cid)
+        return
+    with store.lock(cid):
+        try:
+            c = Container.load(store, cid)
+        except ContainerNotFound:
+            if force:
+                return
+            raise
+        status = c.status()
+        if status in (machine.RUNNING, machine.PAUSED) and not force:
+            raise StateError(f"cannot delete container {cid} that is not stopped: {status}")
+        if status != machine.STOPPED:
+            kill_and_wait(c, status == machine.PAUSED)
+        destroy(c)
+
+
+def kill_and_wait(c: Container, paused: bool) -> None:
+    cg = c.cgroup()
+    try:
+        fd = sc.pidfd_open(c.pid)
+    except OSError:
+        fd = None
+    if fd is not None:
+        try:
+            if machine.start_time(c.pid) == c.state.get("pid_start"):
+                sc.pidfd_send_signal(fd, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if cg is not None:
+        try:
+            cg.kill_all(signal.SIGKILL)
+        except OSError:
+            pass
+        if paused:
+            try:
+                cg.thaw()
+            except OSError:
+                pass
+    if fd is not None:
+        import select
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        p.poll(10_000)
+        os.close(fd)
+    # Reap it if it is ours (run), otherwise its parent will.
+    try:
+        os.waitpid(c.pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def destroy(c: Container) -> None:
+    cg = c.cgroup()
+    if cg is not None:
+        try:
+            cg.kill_all(signal.SIGKILL)
+        except OSError:
+            pass
+        for attempt in range(50):
+            try:
+                cg.destroy()
+                break
+            except OSError as e:
+                if attempt == 49:
+                    logger.warning(f"failed to remove cgroup: {e}")
+                time.sleep(0.01)
+    c.store.remove(c.id)
+    hooks.run("poststop", (c.config.get("hooks") or {}).get("poststop"),
+              c.hook_state(machine.STOPPED), warn_only=True)

@@ -1,0 +1,72 @@
+"""run = create + start, then wait for the init and exit with its status (128+N when killed by
+signal N), forwarding the signals we receive to it; the container is deleted afterwards unless
+--keep or --detach."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from ocirt.lifecycle import create as create_mod
+from ocirt.lifecycle.container import Container
+from ocirt.lifecycle.start import start
+from ocirt.state.store import Store
+
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+             signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT, signal.SIGTSTP)
+
+
+def run(store: Store, cid: str, opts: create_mod.Options, detach: bool = False,
+        keep: bool = False) -> int:
+    created = create_mod.create(store, cid, opts)
+    pid = created.pid
+    try:
+        start(store, cid)
+    except BaseException:
+        if not detach:
+            _cleanup(store, cid)
+        raise
+    if detach:
+        return 0
+
+    def forward(signum, _frame) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    for s in FORWARDED:
+        signal.signal(s, forward)
+    status = _wait(pid)
+    for s in FORWARDED:
+        signal.signal(s, signal.SIG_DFL)
+    if not keep:
+        _cleanup(store, cid)
+    return status
+
+
+def _wait(pid: int) -> int:
+    while True:
+        try:
+            wpid, status = os.waitpid(pid, 0)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return 255
+        if wpid == pid:
+            break
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def _cleanup(store: Store, cid: str) -> None:
+    from ocirt.lifecycle.delete import delete
+    try:
+        delete(store, cid, force=True)
+    except Exception as e:  # noqa: BLE001 - the exit status matters more than cleanup noise
+        from ocirt.log import logger
+        logger.warning(f"failed to delete container {cid}: {e}")
+
+
+__all__ = ["run", "Container"]

@@ -1,0 +1,94 @@
+"""start: release the init waiting on the exec FIFO, exactly once, then run poststart hooks."""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import signal
+
+from ocirt import hooks
+from ocirt.errors import SetupError, StateError
+from ocirt.lifecycle.container import Container
+from ocirt.linux import syscalls as sc
+from ocirt.state import machine
+from ocirt.state.store import FIFO_NAME, Store
+
+
+def start(store: Store, cid: str) -> Container:
+    with store.lock(cid):
+        c = Container.load(store, cid)
+        status = c.status()
+        if status != machine.CREATED:
+            if status == machine.STOPPED:
+                raise StateError("cannot start a container that has stopped")
+            raise StateError(f"cannot start an already running container")
+        if not c.config.get("process"):
+            raise StateError("cannot start a container without a process (config.json: process is not set)")
+        release(c)
+    try:
+        hooks.run("poststart", (c.config.get("hooks") or {}).get("poststart"),
+                  c.hook_state(machine.RUNNING))
+    except SetupError:
+        # Since runtime-spec 1.3.0 a failed poststart hook is an error: stop the container.
+        try:
+            os.kill(c.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        raise
+    return c
+
+
+def release(c: Container) -> None:
+    fifo = os.path.join(c.dir, FIFO_NAME)
+    # Non-blocking open never hangs, even if the init died; the pidfd tells us if it did.
+    rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        try:
+            pidfd = sc.pidfd_open(c.pid)
+        except OSError:
+            raise StateError("container not running") from None
+        try:
+            answer = _read_answer(rfd, pidfd)
+        finally:
+            os.close(pidfd)
+    finally:
+        os.unlink(fifo)
+        os.close(rfd)
+    if answer[:1] == b"0":
+        return
+    if answer[:1] == b"E":
+        raise SetupError(answer[1:].decode(errors="replace"))
+    raise SetupError("container init exited before it could start the process")
+
+
+def _read_answer(rfd: int, pidfd: int) -> bytes:
+    poller = select.poll()
+    poller.register(rfd, select.POLLIN)
+    poller.register(pidfd, select.POLLIN)
+    buf = b""
+    while True:
+        events = dict(poller.poll())
+        if rfd in events:
+            try:
+                chunk = os.read(rfd, 4096)
+            except OSError as e:
+                if e.errno == errno.EAGAIN:
+                    chunk = None
+                else:
+                    raise
+            if chunk:
+                buf += chunk
+                if buf[:1] == b"0" or (buf[:1] == b"E" and events.get(rfd, 0) & select.POLLHUP):
+                    return buf
+                continue
+            if chunk == b"" and events[rfd] & select.POLLHUP:
+                # The writer closed: all it had to say is in buf.
+                return buf
+        if pidfd in events and rfd not in events:
+            # The init exited; drain what it wrote before dying.
+            try:
+                buf += os.read(rfd, 4096)
+            except OSError:
+                pass
+            return buf

@@ -1,0 +1,64 @@
+"""Messages between the runtime process and the container's init.
+
+A SOCK_SEQPACKET socketpair keeps message boundaries (one JSON object per packet) and carries
+file descriptors (SCM_RIGHTS) for the console master and the seccomp listener. EOF means the
+other side died, which the init treats as "abort" and the runtime as "init failed".
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import os
+import socket
+
+MAX_MSG = 1 << 20
+
+
+class SyncError(Exception):
+    pass
+
+
+class Sync:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    @classmethod
+    def pair(cls) -> tuple["Sync", "Sync"]:
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        return cls(a), cls(b)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def send(self, kind: str, fds: list[int] | tuple[int, ...] = (), **data) -> None:
+        data["type"] = kind
+        payload = json.dumps(data).encode()
+        if fds:
+            self.sock.sendmsg([payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                           array.array("i", fds))])
+        else:
+            self.sock.send(payload)
+
+    def recv(self) -> tuple[dict, list[int]]:
+        fds = array.array("i")
+        msg, anc, _flags, _addr = self.sock.recvmsg(MAX_MSG, socket.CMSG_SPACE(16 * fds.itemsize))
+        for level, typ, cdata in anc:
+            if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+                fds.frombytes(cdata[:len(cdata) - (len(cdata) % fds.itemsize)])
+        if not msg:
+            for fd in fds:
+                os.close(fd)
+            raise SyncError("EOF")
+        return json.loads(msg), list(fds)
+
+    def expect(self, kind: str) -> tuple[dict, list[int]]:
+        msg, fds = self.recv()
+        if msg.get("type") == "error":
+            raise SyncError(msg.get("message", "init failed"))
+        if msg.get("type") != kind:
+            raise SyncError(f"unexpected message {msg.get('type')!r}, wanted {kind!r}")
+        return msg, fds
+
+    def close(self) -> None:
+        self.sock.close()

@@ -1,0 +1,60 @@
+"""Container status, derived from the live system and never trusted from disk.
+
+A pid alone can be reused, so the init's start time (field 22 of /proc/PID/stat) is saved at
+create and compared: a different start time, a zombie or no process at all means "stopped".
+The exec FIFO exists until `start` consumes it, so its presence means "created"; a frozen
+cgroup means "paused".
+"""
+
+from __future__ import annotations
+
+import os
+
+CREATING = "creating"
+CREATED = "created"
+RUNNING = "running"
+PAUSED = "paused"
+STOPPED = "stopped"
+
+
+def proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time in clock ticks) of a process, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # comm may contain spaces and parentheses: split after the LAST ')'.
+    rest = data[data.rindex(b")") + 2:].split()
+    return rest[0].decode(), int(rest[19])
+
+
+def start_time(pid: int) -> int | None:
+    st = proc_stat(pid)
+    return None if st is None else st[1]
+
+
+def init_alive(state: dict) -> bool:
+    pid = state.get("pid") or 0
+    if pid <= 0:
+        return False
+    st = proc_stat(pid)
+    if st is None or st[0] in ("Z", "X", "x"):
+        return False
+    return st[1] == state.get("pid_start")
+
+
+def derive(state: dict, state_dir: str) -> str:
+    if not init_alive(state):
+        return STOPPED
+    if os.path.exists(os.path.join(state_dir, "exec.fifo")):
+        return CREATED
+    cg = state.get("cgroup")
+    if cg:
+        from ocirt.cgroups import manager
+        try:
+            if manager.from_state(cg).is_frozen():
+                return PAUSED
+        except OSError:
+            pass
+    return RUNNING

@@ -1,0 +1,127 @@
+"""On-disk container state: <root> 0700, <root>/<id> 0711, state.json 0600 written atomically.
+
+The per-container directory is created with an exclusive mkdir, which is what makes an id unique
+within a root; a flock on that directory serialises concurrent calls on one container.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import re
+from contextlib import contextmanager
+from typing import Iterator
+
+from ocirt.errors import ContainerExists, ContainerNotFound, InvalidID
+
+STATE_FILE = "state.json"
+FIFO_NAME = "exec.fifo"
+_ID_RE = re.compile(r"[A-Za-z0-9_+.-]+\Z")
+MAX_ID_LEN = 1024
+
+
+def validate_id(cid: str) -> None:
+    # runc's rule, plus a length cap so a path component can never overflow NAME_MAX silently.
+    if (not cid or cid in (".", "..") or len(cid) > MAX_ID_LEN or not _ID_RE.match(cid)
+            or len(cid.encode()) > 250):
+        raise InvalidID()
+
+
+class Store:
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+
+    def ensure_root(self) -> None:
+        try:
+            os.mkdir(self.root, 0o700)
+        except FileExistsError:
+            return
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(self.root), 0o755, exist_ok=True)
+            try:
+                os.mkdir(self.root, 0o700)
+            except FileExistsError:
+                return
+        os.chmod(self.root, 0o700)
+
+    def dir(self, cid: str) -> str:
+        validate_id(cid)
+        return os.path.join(self.root, cid)
+
+    def fifo_path(self, cid: str) -> str:
+        return os.path.join(self.dir(cid), FIFO_NAME)
+
+    def create_dir(self, cid: str) -> str:
+        d = self.dir(cid)
+        self.ensure_root()
+        try:
+            os.mkdir(d, 0o711)
+        except FileExistsError:
+            raise ContainerExists() from None
+        os.chmod(d, 0o711)  # mkdir's mode is filtered by the umask
+        return d
+
+    def exists(self, cid: str) -> bool:
+        return os.path.isdir(self.dir(cid))
+
+    @contextmanager
+    def lock(self, cid: str) -> Iterator[int]:
+        try:
+            fd = os.open(self.dir(cid), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise ContainerNotFound(cid) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield fd
+        finally:
+            os.close(fd)
+
+    def load(self, cid: str) -> dict:
+        path = os.path.join(self.dir(cid), STATE_FILE)
+        try:
+            with open(path, "rb") as f:
+                return json.loads(f.read())
+        except FileNotFoundError:
+            raise ContainerNotFound(cid) from None
+        except ValueError:
+            raise ContainerNotFound(cid) from None
+
+    def save(self, cid: str, state: dict) -> None:
+        d = self.dir(cid)
+        tmp = os.path.join(d, "." + STATE_FILE + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, json.dumps(state, separators=(",", ":")).encode())
+        finally:
+            os.close(fd)
+        os.rename(tmp, os.path.join(d, STATE_FILE))
+
+    def remove(self, cid: str) -> None:
+        d = self.dir(cid)
+        try:
+            names = os.listdir(d)
+        except FileNotFoundError:
+            return
+        for name in names:
+            try:
+                os.unlink(os.path.join(d, name))
+            except IsADirectoryError:
+                import shutil
+                shutil.rmtree(os.path.join(d, name), ignore_errors=True)
+            except FileNotFoundError:
+                pass
+        try:
+            os.rmdir(d)
+        except OSError as e:
+            if e.errno != errno.ENOENT:
+                raise
+
+    def list_ids(self) -> list[str]:
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if _ID_RE.match(n) and n not in (".", "..")
+                      and os.path.isdir(os.path.join(self.root, n)))
