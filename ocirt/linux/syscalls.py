@@ -278,3 +278,43 @@ def syscall(name: str, *args) -> int:
 
 def libc() -> ctypes.CDLL:
     return _libc
+
+
+# --- appended for rootfs setup (pathrs, procfs, devices) ----------------------------------
+
+MS_POSIXACL = 1 << 16
+MS_I_VERSION = 1 << 23
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+TIOCGPTPEER = 0x5441
+
+
+class _Statfs(ctypes.Structure):
+    _fields_ = [("f_type", ctypes.c_long), ("f_bsize", ctypes.c_long),
+                ("f_blocks", ctypes.c_ulong), ("f_bfree", ctypes.c_ulong),
+                ("f_bavail", ctypes.c_ulong), ("f_files", ctypes.c_ulong),
+                ("f_ffree", ctypes.c_ulong), ("f_fsid", ctypes.c_int * 2),
+                ("f_namelen", ctypes.c_long), ("f_frsize", ctypes.c_long),
+                ("f_flags", ctypes.c_long), ("f_spare", ctypes.c_long * 4)]
+
+
+def fstatfs_type(fd: int) -> int:
+    """The filesystem magic of an fd (works on O_PATH fds); os has no fstatfs."""
+    buf = _Statfs()
+    if _libc.fstatfs(ctypes.c_int(fd), ctypes.byref(buf)) != 0:
+        raise _err("fstatfs")
+    return buf.f_type & 0xFFFFFFFF
+
+
+def fchown_fd(fd: int, uid: int, gid: int) -> None:
+    """fchownat(fd, "", AT_EMPTY_PATH): chown through an O_PATH fd without a path lookup."""
+    if _libc.fchownat(ctypes.c_int(fd), b"", ctypes.c_uint(uid), ctypes.c_uint(gid),
+                      ctypes.c_int(AT_EMPTY_PATH)) != 0:
+        raise _err("fchownat")
+
+
+def renameat2(olddirfd: int, oldpath: str | bytes, newdirfd: int, newpath: str | bytes,
+              flags: int = 0) -> None:
+    if _libc.renameat2(ctypes.c_int(olddirfd), _b(oldpath), ctypes.c_int(newdirfd),
+                       _b(newpath), ctypes.c_uint(flags)) != 0:
+        raise _err("renameat2", os.fsdecode(oldpath))
