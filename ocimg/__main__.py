@@ -1,0 +1,5 @@
+import sys
+
+from ocimg.cli import main
+
+sys.exit(main())

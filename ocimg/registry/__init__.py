@@ -1,0 +1,1 @@
+"""Talking to registries with the OCI distribution API (v2)."""

@@ -1,0 +1,298 @@
+"""A client for the OCI distribution API (v2): manifests and blobs, verified."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import urllib3
+from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import InsecureRequestWarning, SSLError
+
+from ocimg import mediatypes as mt
+from ocimg.digest import Digest, verify_bytes
+from ocimg.errors import AuthError, DigestError, NotFound, RegistryError
+from ocimg.manifest import MAX_MANIFEST_SIZE, Descriptor
+from ocimg.reference import Reference
+from ocimg.registry.auth import Authenticator, Credentials
+from ocimg.registry.tls import context_for
+
+USER_AGENT = "ocimg/0.1"
+CHUNK = 1 << 20
+
+Progress = Callable[[int], None]  # called with the number of new bytes received
+
+
+def _is_transient(status: int) -> bool:
+    return status in (408, 429) or 500 <= status < 600
+
+
+class RegistryClient:
+    """One registry host. Safe to share between the threads that fetch layers."""
+
+    def __init__(
+        self,
+        registry: str,
+        *,
+        api_host: str | None = None,
+        insecure: bool = False,
+        certs_dirs: Iterable[str] = (),
+        cert_dir: str | None = None,
+        credentials: Credentials | None = None,
+        attempts: int = 5,
+        timeout: float = 60.0,
+    ) -> None:
+        self.registry = registry
+        self.host = api_host or registry
+        self.insecure = insecure
+        self.attempts = attempts
+        ctx = context_for(registry, certs_dirs, verify=not insecure, cert_dir=cert_dir)
+        if insecure:
+            warnings.simplefilter("ignore", InsecureRequestWarning)
+        self._pool = urllib3.PoolManager(
+            num_pools=8,
+            maxsize=8,
+            ssl_context=ctx,
+            cert_reqs="CERT_NONE" if insecure else "CERT_REQUIRED",
+            assert_hostname=False if insecure else None,
+            timeout=urllib3.Timeout(connect=15.0, read=timeout),
+            headers={"User-Agent": USER_AGENT},
+        )
+        # Our own retry loops decide what is retried; urllib3 only follows redirects (blob
+        # storage often redirects to another host; urllib3 drops Authorization across hosts).
+        self._retries = urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5,
+                                      raise_on_redirect=True, raise_on_status=False)
+        self._scheme: str | None = None
+        self.auth = Authenticator(credentials, self._fetch_token)
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _fetch_token(self, url: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        try:
+            r = self._pool.request("GET", url, headers=headers, retries=self._retries)
+        except Urllib3Error as e:
+            raise AuthError(f"cannot reach the token service {url.split('?')[0]}: {e}") from None
+        return r.status, r.data
+
+    def base_url(self) -> str:
+        if self._scheme is None:
+            self._scheme = self._probe_scheme()
+        return f"{self._scheme}://{self.host}"
+
+    def _probe_scheme(self) -> str:
+        """HTTPS always; an insecure registry falls back to plain HTTP if TLS fails."""
+        try:
+            r = self._pool.request("GET", f"https://{self.host}/v2/", retries=self._retries, preload_content=False)
+            r.drain_conn()
+            r.release_conn()
+            return "https"
+        except SSLError as e:
+            if self.insecure:
+                return "http"
+            raise RegistryError(f"TLS with {self.host} failed: {e.reason if hasattr(e, 'reason') else e} "
+                                f"(use --insecure for a plain-HTTP registry, or add its CA to certs.d)") from None
+        except Urllib3Error as e:
+            if self.insecure:
+                return "http"
+            raise RegistryError(f"cannot reach registry {self.host}: {_reason(e)}") from None
+
+    def request(self, method: str, path: str, scope: str, headers: dict[str, str] | None = None,
+                preload: bool = True) -> urllib3.BaseHTTPResponse:
+        """One request with the 401 challenge handled; transport errors propagate (urllib3's)."""
+        url = self.base_url() + path
+        h = dict(headers or {})
+        auth = self.auth.header(scope)
+        if auth:
+            h["Authorization"] = auth
+        r = self._pool.request(method, url, headers=h, retries=self._retries, preload_content=preload)
+        if r.status == 401:
+            challenge = r.headers.get("WWW-Authenticate")
+            r.drain_conn()
+            r.release_conn()
+            h["Authorization"] = self.auth.handle_challenge(challenge, scope)
+            r = self._pool.request(method, url, headers=h, retries=self._retries, preload_content=preload)
+            if r.status == 401:
+                r.drain_conn()
+                raise AuthError(f"{self.registry}: authentication failed (HTTP 401)", 401)
+        return r
+
+    def _error(self, status: int, body: bytes, what: str) -> Exception:
+        detail = ""
+        try:
+            errs = json.loads(body).get("errors") or []
+            detail = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errs)
+        except (ValueError, AttributeError):
+            pass
+        msg = f"{what}: HTTP {status}" + (f" ({detail})" if detail else "")
+        if status == 404:
+            return NotFound(msg)
+        if status == 403:
+            return AuthError(msg, 403)
+        return RegistryError(msg, status)
+
+    # -- API ----------------------------------------------------------------------------
+
+    def get_manifest(self, ref: Reference, selector: str | None = None) -> tuple[bytes, str, Digest]:
+        """Fetch a manifest or index by tag or digest; its bytes are verified before returning."""
+        sel = selector or ref.selector
+        scope = f"repository:{ref.repository}:pull"
+        what = f"manifest {ref.name}:{sel}" if ":" not in sel else f"manifest {ref.name}@{sel}"
+        for attempt in range(self.attempts):
+            try:
+                r = self.request("GET", f"/v2/{ref.repository}/manifests/{sel}", scope,
+                                 {"Accept": mt.MANIFEST_ACCEPT}, preload=False)
+                if r.status != 200:
+                    if _is_transient(r.status) and attempt + 1 < self.attempts:
+                        r.drain_conn()
+                        _backoff(attempt)
+                        continue
+                    raise self._error(r.status, r.read(), what)
+                data = _read_limited(r, MAX_MANIFEST_SIZE, what)
+                break
+            except Urllib3Error as e:
+                if attempt + 1 >= self.attempts:
+                    raise RegistryError(f"{what}: {_reason(e)}") from None
+                _backoff(attempt)
+        if sel.startswith(("sha256:", "sha512:")):
+            digest = Digest.parse(sel)
+        else:
+            header = r.headers.get("Docker-Content-Digest")
+            digest = Digest.parse(header) if header and header.startswith("sha256:") else Digest.of(data)
+        got = hashlib.new(digest.algorithm, data).hexdigest()
+        if got != digest.hex:
+            raise DigestError(f"{what}: content digest {digest.algorithm}:{got} does not match {digest}")
+        return data, r.headers.get("Content-Type", ""), digest
+
+    def fetch_blob(self, ref: Reference, desc: Descriptor, partial: str, progress: Progress | None = None) -> None:
+        """Download a blob into `partial`, resuming it, until it is complete and verified.
+
+        The caller moves `partial` into place afterwards; a file that fails verification is
+        removed so that the next try starts over.
+        """
+        what = f"blob {desc.digest}"
+        scope = f"repository:{ref.repository}:pull"
+        hasher = desc.digest.hasher()
+        offset = 0
+        if os.path.exists(partial):
+            with open(partial, "rb") as f:
+                while chunk := f.read(CHUNK):
+                    hasher.update(chunk)
+                    offset += len(chunk)
+            if offset > desc.size:
+                os.unlink(partial)
+                hasher, offset = desc.digest.hasher(), 0
+        resumed_from_disk = offset > 0
+        if progress and offset:
+            progress(offset)
+        failures = 0
+        last_error = ""
+        with open(partial, "ab") as out:
+            while offset < desc.size or desc.size == 0:
+                if failures >= self.attempts:
+                    raise RegistryError(f"{what}: giving up after {failures} failed attempts ({last_error})")
+                headers = {"Range": f"bytes={offset}-"} if offset else {}
+                try:
+                    r = self.request("GET", f"/v2/{ref.repository}/blobs/{desc.digest}", scope, headers,
+                                     preload=False)
+                except Urllib3Error as e:
+                    failures, last_error = failures + 1, _reason(e)
+                    _backoff(failures)
+                    continue
+                if r.status == 200 and offset:
+                    # The registry ignored the Range header: start over.
+                    out.truncate(0)
+                    out.seek(0)
+                    if progress:
+                        progress(-offset)
+                    hasher, offset = desc.digest.hasher(), 0
+                elif r.status == 206:
+                    if not r.headers.get("Content-Range", "").startswith(f"bytes {offset}-"):
+                        r.drain_conn()
+                        raise RegistryError(f"{what}: registry sent an unexpected range "
+                                            f"{r.headers.get('Content-Range')!r}")
+                elif r.status != 200:
+                    if _is_transient(r.status):
+                        r.drain_conn()
+                        failures, last_error = failures + 1, f"HTTP {r.status}"
+                        _backoff(failures)
+                        continue
+                    raise self._error(r.status, r.read(), what)
+                try:
+                    for chunk in r.stream(CHUNK):
+                        if offset + len(chunk) > desc.size:
+                            r.drain_conn()
+                            raise DigestError(f"{what}: registry sent more than the expected {desc.size} bytes")
+                        out.write(chunk)
+                        hasher.update(chunk)
+                        offset += len(chunk)
+                        if progress:
+                            progress(len(chunk))
+                except Urllib3Error as e:
+                    # Dropped mid-transfer: what we have stays, the next try asks for the rest.
+                    out.flush()
+                    failures, last_error = failures + 1, _reason(e)
+                    _backoff(failures)
+                    continue
+                finally:
+                    r.release_conn()
+                if offset < desc.size:
+                    failures, last_error = failures + 1, "short read"
+                    continue
+                break
+        if offset != desc.size or hasher.hexdigest() != desc.digest.hex:
+            os.unlink(partial)
+            if resumed_from_disk:
+                # The earlier partial download may have been the bad part: one clean try.
+                return self.fetch_blob(ref, desc, partial, progress and (lambda n: progress(n)))
+            raise DigestError(f"{what}: downloaded content (size {offset}, digest "
+                              f"{desc.digest.algorithm}:{hasher.hexdigest()}) does not match the manifest")
+
+    def get_blob_bytes(self, ref: Reference, desc: Descriptor, limit: int) -> bytes:
+        """A small blob (an image config) fetched into memory and verified."""
+        if desc.size > limit:
+            raise RegistryError(f"blob {desc.digest} is {desc.size} bytes, more than the {limit} allowed")
+        scope = f"repository:{ref.repository}:pull"
+        what = f"blob {desc.digest}"
+        for attempt in range(self.attempts):
+            try:
+                r = self.request("GET", f"/v2/{ref.repository}/blobs/{desc.digest}", scope, preload=False)
+                if r.status != 200:
+                    if _is_transient(r.status) and attempt + 1 < self.attempts:
+                        r.drain_conn()
+                        _backoff(attempt)
+                        continue
+                    raise self._error(r.status, r.read(), what)
+                data = _read_limited(r, limit, what)
+                break
+            except Urllib3Error as e:
+                if attempt + 1 >= self.attempts:
+                    raise RegistryError(f"{what}: {_reason(e)}") from None
+                _backoff(attempt)
+        verify_bytes(data, desc.digest, desc.size, what)
+        return data
+
+
+def _read_limited(r: urllib3.BaseHTTPResponse, limit: int, what: str) -> bytes:
+    buf = bytearray()
+    for chunk in r.stream(1 << 16):
+        buf += chunk
+        if len(buf) > limit:
+            r.drain_conn()
+            raise RegistryError(f"{what} is larger than {limit} bytes")
+    r.release_conn()
+    return bytes(buf)
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(min(0.2 * (2**attempt), 5.0) * (0.5 + random.random() / 2))
+
+
+def _reason(e: Exception) -> str:
+    reason: Any = getattr(e, "reason", None)
+    return str(reason or e)

@@ -1,0 +1,178 @@
+"""Resolving paths inside a directory without ever leaving it.
+
+With openat2(2) and RESOLVE_IN_ROOT the kernel resolves every component (symlinks and
+`..` included) as if the directory were `/`, so a hostile layer's `etc -> /etc` symlink
+leads to `<root>/etc`, never the host's. Where openat2 is missing (ENOSYS, old kernels,
+seccomp filters), a component-by-component walk with O_NOFOLLOW refuses symlinked
+parents instead.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import platform
+import posixpath
+
+from ocimg.errors import UnsafeEntry
+
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_IN_ROOT = 0x10
+
+# openat2 has the same number on every architecture that has it (it postdates the
+# unified syscall table).
+_SYS_OPENAT2 = 437
+_SUPPORTED_ARCH = platform.machine() in ("x86_64", "aarch64", "riscv64", "ppc64le", "s390x", "loongarch64")
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+_have_openat2: bool | None = None if _SUPPORTED_ARCH else False
+
+
+def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+    how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
+    fd = _libc.syscall(
+        ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(dirfd), ctypes.c_char_p(os.fsencode(path)),
+        ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)),
+    )
+    if fd < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), path)
+    return int(fd)
+
+
+def have_openat2() -> bool:
+    global _have_openat2
+    if _have_openat2 is None:
+        try:
+            os.close(openat2(-100, "/", os.O_PATH | os.O_DIRECTORY, RESOLVE_IN_ROOT))  # AT_FDCWD
+            _have_openat2 = True
+        except OSError as e:
+            _have_openat2 = e.errno not in (errno.ENOSYS, errno.EPERM, errno.EINVAL)
+    return _have_openat2
+
+
+def clean(name: str) -> str:
+    """A tar entry name as a path relative to the root: no leading `/`, `..` clamped at the top.
+
+    Returns "" for the root itself.
+    """
+    p = posixpath.normpath("/" + name)
+    # normpath keeps a leading `//`; and `/..` is `/` already.
+    return p.lstrip("/")
+
+
+class Root:
+    """A directory that entries are written into; every path is resolved within it."""
+
+    def __init__(self, path: str, use_openat2: bool | None = None) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        self.use_openat2 = have_openat2() if use_openat2 is None else use_openat2
+        self._cache: dict[str, int] = {}
+
+    def close(self) -> None:
+        self.forget()
+        os.close(self.fd)
+
+    def __enter__(self) -> "Root":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def forget(self) -> None:
+        """Drop cached directory fds: needed whenever the tree's shape may have changed."""
+        for fd in self._cache.values():
+            os.close(fd)
+        self._cache.clear()
+
+    def open(self, rel: str, flags: int, mode: int = 0) -> int:
+        """Open `rel` (already cleaned) resolved within the root; the caller closes the fd."""
+        if not rel:
+            return os.open(".", flags | os.O_CLOEXEC, dir_fd=self.fd)
+        if self.use_openat2:
+            try:
+                return openat2(self.fd, rel, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS, mode)
+            except OSError as e:
+                if e.errno == errno.EXDEV:  # raised by RESOLVE_* checks
+                    raise UnsafeEntry(f"{rel}: path leaves the root") from None
+                raise
+        parent, _, base = rel.rpartition("/")
+        pfd = self._walk(parent, create=False)
+        try:
+            return os.open(base, flags | os.O_CLOEXEC | os.O_NOFOLLOW, mode, dir_fd=pfd)
+        finally:
+            os.close(pfd)
+
+    def dir(self, rel: str) -> int:
+        """An fd of directory `rel`, created (with its parents, mode 0755) if missing.
+
+        The fd is cached and owned by the Root; do not close it.
+        """
+        fd = self._cache.get(rel)
+        if fd is not None:
+            return fd
+        if len(self._cache) > 512:
+            self.forget()
+        fd = self._walk(rel, create=True)
+        self._cache[rel] = fd
+        return fd
+
+    def _walk(self, rel: str, create: bool) -> int:
+        if self.use_openat2:
+            try:
+                return self.open(rel, os.O_RDONLY | os.O_DIRECTORY)
+            except FileNotFoundError:
+                if not create:
+                    raise
+            # Create the missing components one at a time, each under a parent that was
+            # itself resolved within the root.
+            parent, _, base = rel.rpartition("/")
+            pfd = self._walk(parent, create=True)
+            try:
+                try:
+                    os.mkdir(base, 0o755, dir_fd=pfd)
+                except FileExistsError:
+                    pass
+            finally:
+                os.close(pfd)
+            try:
+                return self.open(rel, os.O_RDONLY | os.O_DIRECTORY)
+            except (FileNotFoundError, NotADirectoryError):
+                # e.g. a symlink to a directory that does not exist (yet): never mkdir through it.
+                raise UnsafeEntry(f"{rel}: a parent is a dangling symlink or not a directory") from None
+        fd = os.dup(self.fd)
+        done = ""
+        for comp in [c for c in rel.split("/") if c]:
+            done = f"{done}/{comp}" if done else comp
+            try:
+                if create:
+                    try:
+                        os.mkdir(comp, 0o755, dir_fd=fd)
+                    except FileExistsError:
+                        pass
+                nfd = self._open_child_dir(fd, comp, done)
+            finally:
+                os.close(fd)
+            fd = nfd
+        return fd
+
+    def _open_child_dir(self, pfd: int, base: str, rel: str) -> int:
+        try:
+            return os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+        except OSError as e:
+            if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                if self.use_openat2:
+                    # In-root resolution already followed symlinks; a non-directory here
+                    # is a genuine conflict, not an escape.
+                    raise UnsafeEntry(f"{rel}: a parent is not a directory") from None
+                raise UnsafeEntry(f"{rel}: a parent is a symlink (refused without openat2)") from None
+            raise

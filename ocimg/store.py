@@ -1,0 +1,263 @@
+"""The local store: an OCI image layout plus shared unpacked layers and bundle records.
+
+    STORE/oci-layout, index.json, blobs/   an OCI image layout (readable by skopeo, umoci)
+    STORE/ingest/                          downloads in progress (resumable)
+    STORE/layers/<alg>/<hex>/              one unpacked layer per diff_id (overlay lower dirs)
+    STORE/bundles/<id>.json                which bundle uses which layers (for gc)
+
+Image names in index.json are full normalised references (docker.io/library/x:tag).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ocimg import mediatypes as mt
+from ocimg import reference
+from ocimg.digest import Digest
+from ocimg.errors import InvalidReference, ManifestError, NotFound, OcimgError
+from ocimg.layout import REF_NAME, Layout, atomic_write
+from ocimg.manifest import (
+    MAX_CONFIG_SIZE,
+    MAX_MANIFEST_SIZE,
+    Descriptor,
+    ImageConfig,
+    Manifest,
+    Platform,
+    media_type_of,
+    parse_index,
+    parse_manifest,
+)
+from ocimg.unpack import unpack_layer
+
+DEFAULT_ROOT = "/var/lib/ocimg"
+
+
+@dataclass(frozen=True)
+class Image:
+    name: str
+    descriptor: Descriptor  # of the image manifest (never an index)
+    manifest: Manifest
+    config: ImageConfig
+
+    @property
+    def digest(self) -> Digest:
+        return self.descriptor.digest
+
+
+class Store:
+    def __init__(self, root: str = DEFAULT_ROOT) -> None:
+        self.root = os.path.abspath(root)
+        self.layout = Layout(self.root)
+
+    def init(self) -> "Store":
+        self.layout.init()
+        for d in ("layers", "bundles"):
+            os.makedirs(os.path.join(self.root, d), exist_ok=True)
+        return self
+
+    # -- names --------------------------------------------------------------------------
+
+    def lookup(self, text: str) -> tuple[str, Descriptor]:
+        """Find an image by reference, or by (a prefix of) its manifest digest."""
+        entries = self.layout.entries() if os.path.exists(self.layout.index_path) else []
+        try:
+            ref = reference.parse(text)
+            name = str(ref)
+        except InvalidReference:
+            ref, name = None, text
+        for d in entries:
+            if d.annotations.get(REF_NAME) == name:
+                return name, d
+        if ref is not None and ref.digest is not None:
+            for d in entries:
+                n = d.annotations.get(REF_NAME, "")
+                if d.digest == ref.digest and n.startswith(ref.name):
+                    return n, d
+        key = text.removeprefix("sha256:")
+        if len(key) >= 6 and all(c in "0123456789abcdef" for c in key):
+            hits = {d.annotations.get(REF_NAME, ""): d for d in entries if d.digest.hex.startswith(key)}
+            if len(hits) == 1:
+                return next(iter(hits.items()))
+            if len(hits) > 1:
+                raise OcimgError(f"{text} matches several images: {', '.join(sorted(hits))}")
+        if ref is None:
+            raise InvalidReference(f"invalid reference {text!r}")
+        raise NotFound(f"image {name} is not in the store {self.root} (pull it first)")
+
+    def image(self, text: str) -> Image:
+        name, desc = self.lookup(text)
+        return self.image_for(name, desc)
+
+    def image_for(self, name: str, desc: Descriptor) -> Image:
+        data = self.layout.read_blob(desc.digest, desc.size)
+        mtype = media_type_of(data, desc.media_type)
+        if mt.is_index(mtype):
+            # A whole index was imported under this name: use this host's platform.
+            chosen = parse_index(data, mtype).select(Platform.host())
+            return self.image_for(name, chosen)
+        manifest = parse_manifest(data, mtype)
+        if manifest.config.size > MAX_CONFIG_SIZE:
+            raise ManifestError(f"image config of {name} is too large")
+        config = ImageConfig.parse(self.layout.read_blob(manifest.config.digest, manifest.config.size))
+        if len(config.diff_ids) != len(manifest.layers):
+            raise ManifestError(f"{name}: {len(manifest.layers)} layers but {len(config.diff_ids)} diff_ids")
+        return Image(name, desc, manifest, config)
+
+    def images(self) -> list[tuple[str, Descriptor]]:
+        if not os.path.exists(self.layout.index_path):
+            return []
+        return [(d.annotations.get(REF_NAME, ""), d) for d in self.layout.entries()]
+
+    def remove(self, text: str) -> str:
+        name, _ = self.lookup(text)
+        self.layout.remove_ref(name)
+        return name
+
+    # -- unpacked layers ------------------------------------------------------------------
+
+    def layer_dir(self, diff_id: Digest) -> str:
+        return os.path.join(self.root, "layers", diff_id.algorithm, diff_id.hex)
+
+    @contextlib.contextmanager
+    def _layer_lock(self, diff_id: Digest) -> Iterator[None]:
+        d = os.path.join(self.root, "layers", diff_id.algorithm)
+        os.makedirs(d, exist_ok=True)
+        fd = os.open(os.path.join(d, f".{diff_id.hex}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def unpacked_layers(self, image: Image, use_openat2: bool | None = None) -> list[str]:
+        """Each layer of `image` unpacked on its own (overlay whiteouts), bottom first."""
+        out = []
+        for desc, diff_id in zip(image.manifest.layers, image.config.diff_ids):
+            out.append(self.unpack_shared(desc, diff_id, use_openat2))
+        return out
+
+    def unpack_shared(self, desc: Descriptor, diff_id: Digest, use_openat2: bool | None = None) -> str:
+        final = self.layer_dir(diff_id)
+        if os.path.isdir(final):
+            return final
+        with self._layer_lock(diff_id):
+            if os.path.isdir(final):
+                return final
+            if not self.layout.has_blob(desc.digest, desc.size):
+                raise NotFound(f"layer blob {desc.digest} is missing from the store (pull the image again)")
+            parent = os.path.dirname(final)
+            tmp = tempfile.mkdtemp(prefix=f".tmp-{diff_id.hex[:12]}-", dir=parent)
+            try:
+                os.chmod(tmp, 0o755)
+                unpack_layer(self.layout.blob_path(desc.digest), tmp, whiteouts="overlay",
+                             diff_id=diff_id, use_openat2=use_openat2)
+                # Renamed into place only when complete: a half-unpacked layer is never used.
+                os.rename(tmp, final)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        return final
+
+    # -- bundles ---------------------------------------------------------------------------
+
+    def _bundle_record(self, bundle_dir: str) -> str:
+        key = hashlib.sha256(os.path.abspath(bundle_dir).encode()).hexdigest()[:32]
+        return os.path.join(self.root, "bundles", f"{key}.json")
+
+    def record_bundle(self, bundle_dir: str, image: Image, layers: list[Digest], mode: str) -> None:
+        os.makedirs(os.path.join(self.root, "bundles"), exist_ok=True)
+        doc = {"dir": os.path.abspath(bundle_dir), "image": image.name, "manifest": str(image.digest),
+               "mode": mode, "layers": [str(d) for d in layers]}
+        atomic_write(self._bundle_record(bundle_dir), json.dumps(doc, indent=2).encode())
+
+    def forget_bundle(self, bundle_dir: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._bundle_record(bundle_dir))
+
+    def bundle_records(self) -> list[dict]:
+        d = os.path.join(self.root, "bundles")
+        out = []
+        for name in sorted(os.listdir(d)) if os.path.isdir(d) else ():
+            if name.endswith(".json"):
+                try:
+                    with open(os.path.join(d, name), encoding="utf-8") as f:
+                        doc = json.load(f)
+                    doc["_record"] = os.path.join(d, name)
+                    out.append(doc)
+                except (OSError, ValueError):
+                    continue
+        return out
+
+    # -- garbage collection ----------------------------------------------------------------
+
+    def reachable(self) -> tuple[set[Digest], set[Digest]]:
+        """(blobs, diff_ids) that images in index.json need."""
+        blobs: set[Digest] = set()
+        diff_ids: set[Digest] = set()
+        todo = [d for _, d in self.images()]
+        while todo:
+            desc = todo.pop()
+            if desc.digest in blobs:
+                continue
+            blobs.add(desc.digest)
+            if not self.layout.has_blob(desc.digest):
+                continue
+            data = self.layout.read_blob(desc.digest, verify=False)
+            if desc.size > MAX_MANIFEST_SIZE:
+                continue
+            try:
+                mtype = media_type_of(data, desc.media_type)
+            except ManifestError:
+                continue
+            if mt.is_index(mtype):
+                todo.extend(parse_index(data, mtype).manifests)
+            elif mt.is_manifest(mtype):
+                m = parse_manifest(data, mtype)
+                blobs.add(m.config.digest)
+                blobs.update(layer.digest for layer in m.layers)
+                if self.layout.has_blob(m.config.digest):
+                    cfg = ImageConfig.parse(self.layout.read_blob(m.config.digest, verify=False))
+                    diff_ids.update(cfg.diff_ids)
+        return blobs, diff_ids
+
+    def gc(self) -> tuple[list[Digest], list[Digest]]:
+        """Remove blobs and unpacked layers that no image and no live bundle uses."""
+        with self.layout.locked():
+            blobs, diff_ids = self.reachable()
+            for rec in self.bundle_records():
+                if os.path.exists(os.path.join(rec.get("dir", ""), ".ocimg", "bundle.json")):
+                    diff_ids.update(Digest.parse(d) for d in rec.get("layers", []))
+                else:
+                    os.unlink(rec["_record"])  # its bundle directory is gone
+            removed_blobs = []
+            for d in list(self.layout.blobs()):
+                if d not in blobs:
+                    os.unlink(self.layout.blob_path(d))
+                    removed_blobs.append(d)
+            removed_layers = []
+            base = os.path.join(self.root, "layers")
+            for alg in sorted(os.listdir(base)) if os.path.isdir(base) else ():
+                for name in sorted(os.listdir(os.path.join(base, alg))):
+                    path = os.path.join(base, alg, name)
+                    if name.startswith("."):
+                        if name.startswith(".tmp-"):
+                            shutil.rmtree(path, ignore_errors=True)  # an interrupted unpack
+                        continue
+                    try:
+                        d = Digest.parse(f"{alg}:{name}")
+                    except Exception:  # noqa: BLE001
+                        continue
+                    if d not in diff_ids:
+                        shutil.rmtree(path)
+                        removed_layers.append(d)
+            shutil.rmtree(os.path.join(self.root, "ingest"), ignore_errors=True)
+        return removed_blobs, removed_layers

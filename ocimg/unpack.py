@@ -1,0 +1,265 @@
+"""Applying a layer (a tar, maybe compressed) onto a directory.
+
+Two ways to treat whiteouts:
+  * "overlay": the directory holds this layer alone and is used as an overlayfs lower
+    dir, so `.wh.NAME` becomes an overlay whiteout (char device 0:0) and
+    `.wh..wh..opq` the `trusted.overlay.opaque=y` xattr on its directory;
+  * "delete": the directory is a full root filesystem built layer by layer, so
+    whiteouts delete what lower layers put there.
+
+Every entry is written through safepath.Root: nothing can land outside the directory.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import shutil
+import stat
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from ocimg.digest import Digest
+from ocimg.errors import DigestError, LayerError, UnsafeEntry
+from ocimg.safepath import Root, clean
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE = ".wh..wh..opq"
+OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_READ_BUF = 1 << 20
+
+
+@dataclass
+class Stats:
+    entries: int = 0
+    whiteouts: int = 0
+    neutralised: int = 0
+
+
+class _HashingReader(io.RawIOBase):
+    """Hashes the uncompressed stream so the layer's diff_id is checked as it is unpacked."""
+
+    def __init__(self, raw: BinaryIO, hasher) -> None:
+        self._raw = raw
+        self.hasher = hasher
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        data = self._raw.read(len(b))
+        n = len(data)
+        b[:n] = data
+        if n:
+            self.hasher.update(data)
+        return n
+
+
+def open_decompressed(f: BinaryIO) -> BinaryIO:
+    """Pick the decompressor by the stream's magic bytes; the media type may lie."""
+    head = f.read(4)
+    f.seek(0)
+    if head.startswith(_GZIP_MAGIC):
+        import gzip
+
+        return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
+    if head == _ZSTD_MAGIC:
+        import zstandard  # only layers that need it pay for the import
+
+        return zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True)  # type: ignore[return-value]
+    return f
+
+
+def unpack_layer(blob_path: str, dest: str, *, whiteouts: str, diff_id: Digest | None = None,
+                 use_openat2: bool | None = None, progress: Callable[[int], None] | None = None) -> Stats:
+    """Unpack the layer blob at `blob_path` onto `dest`, checking its diff_id if given."""
+    with open(blob_path, "rb", buffering=_READ_BUF) as f:
+        stream = open_decompressed(f)
+        hasher = diff_id.hasher() if diff_id else None
+        src: BinaryIO = stream
+        if hasher is not None:
+            src = io.BufferedReader(_HashingReader(stream, hasher), _READ_BUF)  # type: ignore[arg-type]
+        try:
+            with Root(dest, use_openat2) as root:
+                stats = _Applier(root, whiteouts).apply(src)
+            # The tar's end-of-archive padding is part of the diff_id too.
+            while src.read(_READ_BUF):
+                pass
+        except (EOFError, tarfile.TarError, OSError, ValueError) as e:
+            if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+                raise LayerError(f"cannot unpack layer into {dest}: {e.strerror}") from None
+            if isinstance(e, (EOFError, tarfile.TarError)) or not getattr(e, "filename", None):
+                raise LayerError(f"layer {os.path.basename(blob_path)} is not a valid (compressed) tar: {e}") from None
+            raise LayerError(f"cannot unpack layer {os.path.basename(blob_path)}: {e}") from None
+    if hasher is not None and diff_id is not None and hasher.hexdigest() != diff_id.hex:
+        raise DigestError(f"layer {os.path.basename(blob_path)}: uncompressed digest "
+                          f"{diff_id.algorithm}:{hasher.hexdigest()} does not match diff_id {diff_id}")
+    return stats
+
+
+class _Applier:
+    def __init__(self, root: Root, whiteouts: str) -> None:
+        if whiteouts not in ("overlay", "delete"):
+            raise ValueError(whiteouts)
+        self.root = root
+        self.overlay = whiteouts == "overlay"
+        self.stats = Stats()
+        self.dir_times: list[tuple[str, int]] = []
+        # Paths this layer created: an opaque marker must not delete them (delete mode).
+        self.created: set[str] = set()
+
+    def apply(self, stream: BinaryIO) -> Stats:
+        with tarfile.open(fileobj=stream, mode="r|", errorlevel=2) as tf:
+            for member in tf:
+                self.stats.entries += 1
+                self._entry(tf, member)
+        self.root.forget()
+        for rel, mtime_ns in reversed(self.dir_times):
+            try:
+                fd = self.root.open(rel, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            except (OSError, UnsafeEntry):
+                continue  # removed or replaced by a later entry
+            try:
+                os.utime(fd, ns=(mtime_ns, mtime_ns))
+            finally:
+                os.close(fd)
+        return self.stats
+
+    def _entry(self, tf: tarfile.TarFile, m: tarfile.TarInfo) -> None:
+        rel = clean(m.name)
+        if m.name.startswith("/") or ".." in m.name.split("/"):
+            self.stats.neutralised += 1  # clamped to the root, as tar -P would not
+        parent, _, base = rel.rpartition("/")
+        if base.startswith(WHITEOUT_PREFIX):
+            self._whiteout(parent, base)
+            return
+        if rel == "":
+            if m.isdir():
+                self._meta(self.root.fd, ".", m, is_root=True)
+            return
+        pfd = self.root.dir(parent)
+        existing = _lstat(pfd, base)
+        if m.isdir():
+            if existing and not stat.S_ISDIR(existing.st_mode):
+                os.unlink(base, dir_fd=pfd)
+                existing = None
+            if not existing:
+                os.mkdir(base, 0o700, dir_fd=pfd)
+            self._meta(pfd, base, m)
+            self.dir_times.append((rel, int(m.mtime * 1e9)))
+            self.created.add(rel)
+            return
+        if existing:
+            self._remove(pfd, base, existing)
+        if m.isreg():
+            fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=pfd)
+            try:
+                src = tf.extractfile(m)
+                if src is not None:
+                    with os.fdopen(os.dup(fd), "wb", buffering=0) as out:
+                        shutil.copyfileobj(src, out, _READ_BUF)
+            finally:
+                os.close(fd)
+        elif m.issym():
+            os.symlink(m.linkname, base, dir_fd=pfd)
+            # A new symlink can change what later paths resolve to.
+            self.root.forget()
+            pfd = self.root.dir(parent)
+        elif m.islnk():
+            self._hardlink(pfd, base, m)
+        elif m.ischr() or m.isblk():
+            kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
+            os.mknod(base, kind | 0o600, os.makedev(m.devmajor, m.devminor), dir_fd=pfd)
+        elif m.isfifo():
+            os.mkfifo(base, 0o600, dir_fd=pfd)
+        else:
+            raise LayerError(f"{m.name}: unsupported tar entry type {m.type!r}")
+        self.created.add(rel)
+        if not m.islnk():
+            self._meta(pfd, base, m)
+
+    def _hardlink(self, pfd: int, base: str, m: tarfile.TarInfo) -> None:
+        target = clean(m.linkname)
+        if not target:
+            raise UnsafeEntry(f"{m.name}: hard link to the root directory")
+        try:
+            tfd = self.root.open(target, os.O_PATH | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            raise LayerError(f"{m.name}: hard link target {m.linkname} is not in this layer") from None
+        try:
+            if stat.S_ISDIR(os.fstat(tfd).st_mode):
+                raise UnsafeEntry(f"{m.name}: hard link to a directory")
+            # linkat through the fd's /proc link: the target as resolved within the root,
+            # not whatever its path might name by the time we link.
+            os.link(f"/proc/self/fd/{tfd}", base, dst_dir_fd=pfd, follow_symlinks=True)
+        finally:
+            os.close(tfd)
+
+    def _whiteout(self, parent: str, base: str) -> None:
+        self.stats.whiteouts += 1
+        pfd = self.root.dir(parent)
+        if base == OPAQUE:
+            if self.overlay:
+                os.setxattr(f"/proc/self/fd/{pfd}", OVERLAY_OPAQUE_XATTR, b"y")
+            else:
+                for name in os.listdir(pfd):
+                    child = f"{parent}/{name}" if parent else name
+                    if child not in self.created:
+                        st = _lstat(pfd, name)
+                        if st:
+                            self._remove(pfd, name, st)
+                self.root.forget()
+            return
+        if base.startswith(WHITEOUT_PREFIX + WHITEOUT_PREFIX):
+            return  # other AUFS metadata (.wh..wh.plnk etc.), meaningless here
+        name = base[len(WHITEOUT_PREFIX):]
+        if not name or name in (".", ".."):
+            raise UnsafeEntry(f"invalid whiteout {parent}/{base}")
+        existing = _lstat(pfd, name)
+        if existing:
+            self._remove(pfd, name, existing)
+            self.root.forget()
+            pfd = self.root.dir(parent)
+        if self.overlay:
+            os.mknod(name, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=pfd)
+
+    def _remove(self, pfd: int, name: str, st: os.stat_result) -> None:
+        if stat.S_ISDIR(st.st_mode):
+            shutil.rmtree(name, dir_fd=pfd)
+            self.root.forget()
+        else:
+            os.unlink(name, dir_fd=pfd)
+
+    def _meta(self, pfd: int, name: str, m: tarfile.TarInfo, is_root: bool = False) -> None:
+        is_link = m.issym()
+        os.chown(name, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
+        if not is_link:
+            # After chown, which clears set-id bits.
+            os.chmod(name, m.mode & 0o7777, dir_fd=pfd)
+        for key, value in m.pax_headers.items():
+            if not key.startswith("SCHILY.xattr."):
+                continue
+            attr = key[len("SCHILY.xattr."):]
+            if attr.startswith("trusted.overlay."):
+                continue  # a layer must not forge overlayfs whiteouts, redirects or opaques
+            raw = value.encode("utf-8", "surrogateescape")
+            try:
+                os.setxattr(f"/proc/self/fd/{pfd}/{name}", attr, raw, follow_symlinks=False)
+            except OSError as e:
+                if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+                    raise
+        if not m.isdir():
+            ns = int(m.mtime * 1e9)
+            os.utime(name, ns=(ns, ns), dir_fd=pfd, follow_symlinks=False)
+
+
+def _lstat(pfd: int, name: str) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=pfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
