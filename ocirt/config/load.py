@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 from ocirt.config.validate import validate_config, validate_process
 from ocirt.errors import ConfigError
