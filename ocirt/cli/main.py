@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
-
 from ocirt.cli import flags as fl
 from ocirt.errors import OcirtError, UsageError
 from ocirt.log import logger
@@ -48,14 +46,17 @@ VERBS: dict[str, tuple[str, str]] = {
 }
 
 
-@dataclass
 class Context:
-    root: str
-    systemd_cgroup: bool
-    rootless: str
-    cgroup_manager: str
-    debug: bool
-    command: str = ""
+    """The global flags, as every verb sees them."""
+
+    def __init__(self, root: str, systemd_cgroup: bool, rootless: str, cgroup_manager: str,
+                 debug: bool, command: str = "") -> None:
+        self.root = root
+        self.systemd_cgroup = systemd_cgroup
+        self.rootless = rootless
+        self.cgroup_manager = cgroup_manager
+        self.debug = debug
+        self.command = command
 
 
 def _version() -> str:

@@ -18,9 +18,6 @@ import socket
 import stat
 import sys
 import termios
-from dataclasses import dataclass, field
-from typing import Any
-
 from ocirt import hooks, net
 from ocirt.errors import OcirtError, SetupError
 from ocirt.init import namespaces as nsmod
@@ -28,22 +25,26 @@ from ocirt.linux import syscalls as sc
 from ocirt.spawn.sync import Sync, SyncError
 
 
-@dataclass
 class Launch:
     """Everything the init needs, prepared by the runtime before fork."""
 
-    cid: str
-    bundle: str
-    config: dict
-    rootfs_plan: Any            # ocirt.rootfs.setup.Plan
-    security: Any               # ocirt.process.security.Prepared or None (no process)
-    fifo_fd: int                # O_PATH handle on exec.fifo in the state dir
-    new_ns: set[str] = field(default_factory=set)
-    join_fds: list[tuple[str, int]] = field(default_factory=list)
-    preserve_fds: int = 0
-    console_fd: int | None = None  # connected --console-socket
-    no_pivot: bool = False
-    extra_env: list[str] = field(default_factory=list)
+    def __init__(self, cid: str, bundle: str, config: dict, rootfs_plan: object,
+                 security: object, fifo_fd: int, new_ns: set[str] | None = None,
+                 join_fds: list[tuple[str, int]] | None = None, preserve_fds: int = 0,
+                 console_fd: int | None = None, no_pivot: bool = False,
+                 extra_env: list[str] | None = None) -> None:
+        self.cid = cid
+        self.bundle = bundle
+        self.config = config
+        self.rootfs_plan = rootfs_plan    # ocirt.rootfs.setup.Plan
+        self.security = security          # ocirt.process.security.Prepared, None without process
+        self.fifo_fd = fifo_fd            # O_PATH handle on exec.fifo in the state dir
+        self.new_ns = new_ns or set()
+        self.join_fds = join_fds or []
+        self.preserve_fds = preserve_fds
+        self.console_fd = console_fd      # connected --console-socket
+        self.no_pivot = no_pivot
+        self.extra_env = extra_env or []
 
 
 def _fail(sync: Sync, exc: BaseException) -> None:
@@ -200,7 +201,7 @@ def _setup(launch: Launch, sync: Sync) -> None:
 _fifo_write_fd: int | None = None
 
 
-def _announce_and_wait(launch: Launch, sync: Sync, prep: Any) -> None:
+def _announce_and_wait(launch: Launch, sync: Sync, prep: object) -> None:
     """Report "created", then block until `start` opens the exec FIFO."""
     global _fifo_write_fd
     keep = {0, 1, 2, launch.fifo_fd, sync.fileno()}

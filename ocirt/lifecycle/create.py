@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import time
-from typing import Any
 
 from ocirt import OCI_VERSION, hooks
 from ocirt.errors import OcirtError, SetupError
@@ -69,7 +68,7 @@ class Undo:
         self.store = store
         self.cid = cid
         self.state_dir: str | None = None
-        self.cgroup: Any = None
+        self.cgroup: object = None
         self.pids: list[int] = []
 
     def run(self) -> None:
@@ -194,8 +193,8 @@ def create(store: Store, cid: str, opts: Options) -> Created:
             console_sock.close()
 
 
-def _spawn(cid: str, bundle: str, config: dict, plan: Any, prep: Any, new_ns: set[str],
-           join: dict[str, str], fifo: str, opts: Options, cgroup: Any, console_sock: Any,
+def _spawn(cid: str, bundle: str, config: dict, plan: object, prep: object, new_ns: set[str],
+           join: dict[str, str], fifo: str, opts: Options, cgroup: object, console_sock: object,
            undo: Undo) -> tuple[int, int]:
     # As a subreaper we inherit the init when the intermediate exits, so a failed create can
     # reap it, and `run` can wait for it.
@@ -233,7 +232,7 @@ def _spawn(cid: str, bundle: str, config: dict, plan: Any, prep: Any, new_ns: se
 
 
 def _drive(cid: str, bundle: str, config: dict, sync: Sync, pid1: int, new_ns: set[str],
-           cgroup: Any, undo: Undo) -> tuple[int, int]:
+           cgroup: object, undo: Undo) -> tuple[int, int]:
     """The runtime's half of the create handshake."""
     linux = config.get("linux") or {}
     if "user" in new_ns:

@@ -1,0 +1,153 @@
+"""Shared fixtures: a busybox-static rootfs built once per session, bundles made from ocirt's
+default spec, and an `ocirt` runner with its own state root that deletes whatever a test left."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+OCIRT = os.environ.get("OCIRT_BIN", str(REPO / "hack" / "ocirt"))
+
+
+def unique_id(prefix: str = "t") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+class Runner:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def cmd(self, *args: str, global_args: tuple[str, ...] = ()) -> list[str]:
+        return [OCIRT, "--root", str(self.root), *global_args, *args]
+
+    def __call__(self, *args: str, input: bytes | None = None, timeout: float = 60,
+                 global_args: tuple[str, ...] = (), check: bool = False,
+                 **kw) -> subprocess.CompletedProcess:
+        p = subprocess.run(self.cmd(*args, global_args=global_args), input=input,
+                           capture_output=True, timeout=timeout, **kw)
+        if check and p.returncode != 0:
+            raise AssertionError(f"ocirt {' '.join(args)} exited {p.returncode}: "
+                                 f"{p.stderr.decode(errors='replace')}")
+        return p
+
+    def ok(self, *args: str, **kw) -> subprocess.CompletedProcess:
+        return self(*args, check=True, **kw)
+
+    def state(self, cid: str) -> dict:
+        return json.loads(self.ok("state", cid).stdout)
+
+    def ids(self) -> list[str]:
+        try:
+            return [n for n in os.listdir(self.root) if not n.startswith(".")]
+        except FileNotFoundError:
+            return []
+
+
+class Bundle:
+    def __init__(self, path: Path, config: dict) -> None:
+        self.path = path
+        self.config = config
+
+    @property
+    def process(self) -> dict:
+        return self.config["process"]
+
+    def args(self, *argv: str) -> "Bundle":
+        self.config["process"]["args"] = list(argv)
+        return self.write()
+
+    def sh(self, script: str) -> "Bundle":
+        return self.args("sh", "-c", script)
+
+    def write(self) -> "Bundle":
+        (self.path / "config.json").write_text(json.dumps(self.config, indent=1))
+        return self
+
+    def own_rootfs(self, template: Path) -> Path:
+        """A private copy of the rootfs, for tests that change it."""
+        dst = self.path / "rootfs"
+        if not dst.exists():
+            shutil.copytree(template, dst, symlinks=True)
+        self.config["root"]["path"] = "rootfs"
+        self.write()
+        return dst
+
+
+@pytest.fixture(scope="session")
+def template(tmp_path_factory) -> tuple[Path, dict]:
+    d = tmp_path_factory.mktemp("template")
+    subprocess.run([str(REPO / "hack" / "mkbundle"), str(d), "true"], check=True,
+                   capture_output=True)
+    cfg = json.loads((d / "config.json").read_text())
+    return d / "rootfs", cfg
+
+
+@pytest.fixture
+def rootfs_template(template) -> Path:
+    return template[0]
+
+
+@pytest.fixture
+def bundle(template, tmp_path) -> Bundle:
+    rootfs, cfg = template
+    cfg = copy.deepcopy(cfg)
+    cfg["root"]["path"] = str(rootfs)
+    cfg["root"]["readonly"] = False
+    b = Bundle(tmp_path / "bundle", cfg)
+    b.path.mkdir()
+    return b.write()
+
+
+@pytest.fixture
+def ocirt(tmp_path_factory) -> Runner:
+    root = tmp_path_factory.mktemp("state")
+    r = Runner(root)
+    yield r
+    for cid in r.ids():
+        r("delete", "--force", cid)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def cid() -> str:
+    return unique_id()
+
+
+def host_mounts() -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split(" - ")[0].split()[4] for line in f]
+
+
+def cgroup_dirs_named(name: str) -> list[str]:
+    found = []
+    for top in Path("/sys/fs/cgroup").iterdir():
+        if not top.is_dir():
+            continue
+        for dirpath, dirnames, _ in os.walk(top):
+            if os.path.basename(dirpath) == name:
+                found.append(dirpath)
+    return found
+
+
+def pids_with_cmdline(marker: str) -> list[int]:
+    out = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                if marker.encode() in Path(f"/proc/{p}/cmdline").read_bytes():
+                    out.append(int(p))
+            except OSError:
+                pass
+    return out
+
+
+sys.path.insert(0, str(REPO))
