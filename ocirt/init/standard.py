@@ -11,14 +11,10 @@ Every error path ends in os._exit(), never in a return into the runtime's own cl
 
 from __future__ import annotations
 
-import array
-import fcntl
 import os
-import socket
 import stat
 import sys
-import termios
-from ocirt import hooks, net
+from ocirt import console, hooks, net
 from ocirt.errors import OcirtError, SetupError
 from ocirt.init import namespaces as nsmod
 from ocirt.linux import syscalls as sc
@@ -297,23 +293,7 @@ def lookup_executable(name: str, path_env: str | None) -> str:
 
 
 def _setup_console(launch: Launch) -> None:
-    """Allocate the pty in the container's devpts, hand the master to the manager over the
-    console socket, and make the slave our controlling terminal and stdio."""
-    from ocirt.rootfs import setup as rootfs
     if launch.console_fd is None:
         raise SetupError("cannot allocate tty if ocirt will detach without setting console socket")
-    size = (launch.config["process"].get("consoleSize") or {})
-    master, slave, name = rootfs.console(launch.rootfs_plan, size)
-    sock = socket.socket(fileno=launch.console_fd)
-    try:
-        sock.sendmsg([name.encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
-                                        array.array("i", [master]))])
-    finally:
-        sock.close()
-        launch.console_fd = None
-    os.close(master)
-    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
-    for fd in (0, 1, 2):
-        os.dup2(slave, fd)
-    if slave > 2:
-        os.close(slave)
+    fd, launch.console_fd = launch.console_fd, None
+    console.attach(fd, launch.config["process"].get("consoleSize"))

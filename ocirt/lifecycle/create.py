@@ -39,7 +39,7 @@ class Options:
     def __init__(self, bundle: str = ".", pid_file: str = "", console_socket: str = "",
                  no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
                  systemd_cgroup: bool = False, rootless: bool = False,
-                 cgroups_disabled: bool = False) -> None:
+                 cgroups_disabled: bool = False, console_conn: object = None) -> None:
         self.bundle = bundle
         self.pid_file = pid_file
         self.console_socket = console_socket
@@ -49,6 +49,9 @@ class Options:
         self.systemd_cgroup = systemd_cgroup
         self.rootless = rootless
         self.cgroups_disabled = cgroups_disabled
+        # A connected socket standing in for --console-socket: `run -t` in the foreground
+        # receives the pty master itself.
+        self.console_conn = console_conn
 
 
 class Created:
@@ -133,7 +136,7 @@ def create(store: Store, cid: str, opts: Options) -> Created:
     if process:
         from ocirt.process import security
         prep = security.prepare(process, linux)
-        if process.get("terminal") and not opts.console_socket:
+        if process.get("terminal") and not (opts.console_socket or opts.console_conn):
             raise SetupError("cannot allocate tty if ocirt will detach without setting console socket")
     if opts.console_socket and not (process and process.get("terminal")):
         raise SetupError("cannot use console socket if ocirt will not detach or allocate tty")
@@ -158,7 +161,9 @@ def create(store: Store, cid: str, opts: Options) -> Created:
             if cgroup is not None:
                 cgroup.create(resources)
                 undo.cgroup = cgroup
-            if opts.console_socket:
+            if opts.console_conn is not None:
+                console_sock = opts.console_conn
+            elif opts.console_socket:
                 console_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 try:
                     console_sock.connect(opts.console_socket)

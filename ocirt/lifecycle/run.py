@@ -18,8 +18,17 @@ FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signa
 
 def run(store: Store, cid: str, opts: create_mod.Options, detach: bool = False,
         keep: bool = False) -> int:
+    ours = None
+    if not detach and not opts.console_socket and _wants_terminal(opts.bundle):
+        import socket
+        ours, opts.console_conn = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     created = create_mod.create(store, cid, opts)
     pid = created.pid
+    master = None
+    if ours is not None:
+        from ocirt import console
+        master = console.recv_master(ours)
+        ours.close()
     try:
         start(store, cid)
     except BaseException:
@@ -37,12 +46,26 @@ def run(store: Store, cid: str, opts: create_mod.Options, detach: bool = False,
 
     for s in FORWARDED:
         signal.signal(s, forward)
+    if master is not None:
+        from ocirt import console
+        signal.signal(signal.SIGWINCH, signal.SIG_DFL)
+        console.proxy(master, pid)
+        os.close(master)
     status = _wait(pid)
     for s in FORWARDED:
         signal.signal(s, signal.SIG_DFL)
     if not keep:
         _cleanup(store, cid)
     return status
+
+
+def _wants_terminal(bundle: str) -> bool:
+    import json
+    try:
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            return bool((json.load(f).get("process") or {}).get("terminal"))
+    except (OSError, ValueError, AttributeError):
+        return False  # create reports the problem properly
 
 
 def _wait(pid: int) -> int:

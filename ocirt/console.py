@@ -1,0 +1,133 @@
+"""Terminals: the container's pty, handing its master to a manager over --console-socket, and
+the foreground proxy `run -t` / `exec -t` use when no manager is there.
+
+Everything is imported at module load: the pty is opened inside the container, where nothing
+can be imported any more.
+"""
+
+from __future__ import annotations
+
+import array
+import fcntl
+import os
+import select
+import signal
+import socket
+import struct
+import termios
+import tty
+
+from ocirt.errors import SetupError
+from ocirt.linux import syscalls as sc
+
+TIOCGPTPEER = 0x5441
+
+
+def open_pty(size: dict | None) -> tuple[int, int, str]:
+    """A pty pair from /dev/pts/ptmx of the current mount namespace. The ptmx is verified to be
+    a devpts ptmx and the peer is obtained with TIOCGPTPEER, so no path lookup can redirect it
+    (CVE-2025-52565)."""
+    ptmx = os.open("/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:
+        st = os.fstat(ptmx)
+        if (sc.fstatfs_type(ptmx) != sc.DEVPTS_SUPER_MAGIC or st.st_ino != 2
+                or os.major(st.st_rdev) != 5 or os.minor(st.st_rdev) != 2):
+            raise SetupError("/dev/pts/ptmx is not the ptmx of a devpts instance")
+        fcntl.ioctl(ptmx, termios.TIOCSPTLCK, struct.pack("i", 0))
+        n = struct.unpack("I", fcntl.ioctl(ptmx, termios.TIOCGPTN, struct.pack("I", 0)))[0]
+        slave = fcntl.ioctl(ptmx, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
+    except BaseException:
+        os.close(ptmx)
+        raise
+    size = size or {}
+    if size.get("height") or size.get("width"):
+        set_size(slave, size.get("height", 0), size.get("width", 0))
+    return ptmx, slave, f"/dev/pts/{n}"
+
+
+def set_size(fd: int, rows: int, cols: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def send_master(sock_fd: int, master: int, name: str) -> None:
+    """One SCM_RIGHTS message carrying one fd, with the pty's name as payload (runc's framing,
+    which conmon and go-runc expect)."""
+    sock = socket.socket(fileno=sock_fd)
+    try:
+        sock.sendmsg([name.encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                        array.array("i", [master]))])
+    finally:
+        sock.close()
+
+
+def recv_master(sock: socket.socket) -> int:
+    fds = array.array("i")
+    _msg, anc, _f, _a = sock.recvmsg(4096, socket.CMSG_SPACE(fds.itemsize))
+    for level, typ, data in anc:
+        if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+            fds.frombytes(data[:fds.itemsize])
+    if not fds:
+        raise SetupError("no console master received from the container")
+    return fds[0]
+
+
+def become_tty(slave: int) -> None:
+    """The slave as controlling terminal and stdio of the calling session leader."""
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    if slave > 2:
+        os.close(slave)
+
+
+def attach(sock_fd: int, size: dict | None) -> None:
+    """In the container: allocate the pty, send the master, take the slave."""
+    master, slave, name = open_pty(size)
+    try:
+        send_master(sock_fd, master, name)
+    finally:
+        os.close(master)
+    become_tty(slave)
+
+
+def proxy(master: int, pid: int) -> None:
+    """Copy between our terminal and the container's pty until the pty closes, in raw mode, with
+    window size changes passed on."""
+    stdin_tty = os.isatty(0)
+    saved = termios.tcgetattr(0) if stdin_tty else None
+
+    def resize(*_a) -> None:
+        try:
+            rows, cols = struct.unpack("HHHH", fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))[:2]
+            set_size(master, rows, cols)
+        except OSError:
+            pass
+
+    if stdin_tty:
+        resize()
+        signal.signal(signal.SIGWINCH, resize)
+        tty.setraw(0)
+    try:
+        fds = [master, 0]
+        while True:
+            try:
+                ready, _, _ = select.select(fds, [], [])
+            except InterruptedError:
+                continue
+            if master in ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    return
+                os.write(1, data)
+            if 0 in ready:
+                data = os.read(0, 65536)
+                if not data:
+                    fds.remove(0)
+                else:
+                    os.write(master, data)
+    finally:
+        if saved is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)

@@ -1,0 +1,158 @@
+"""exec: run a new process inside a running (or created) container.
+
+The process joins every namespace of the container's init and its cgroup, and gets the same
+process security treatment as the init (capabilities, no_new_privs, seccomp, rlimits, user).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+
+from ocirt.errors import ContainerNotRunning, ExecFailed, OcirtError, StateError
+from ocirt.init import namespaces as nsmod
+from ocirt.init import setns
+from ocirt.lifecycle.container import Container
+from ocirt.linux import syscalls as sc
+from ocirt.spawn.sync import Sync, SyncError
+from ocirt.state import machine
+from ocirt.state.store import Store
+
+
+class ExecOptions:
+    def __init__(self, process: dict, detach: bool = False, pid_file: str = "",
+                 console_socket: str = "", preserve_fds: int = 0, cgroup: str = "",
+                 ignore_paused: bool = False) -> None:
+        self.process = process
+        self.detach = detach
+        self.pid_file = pid_file
+        self.console_socket = console_socket
+        self.preserve_fds = preserve_fds
+        self.cgroup = cgroup
+        self.ignore_paused = ignore_paused
+
+
+def execute(store: Store, cid: str, opts: ExecOptions) -> int:
+    c = Container.load(store, cid)
+    status = c.status()
+    if status == machine.STOPPED:
+        raise ContainerNotRunning()
+    if status == machine.PAUSED and not opts.ignore_paused:
+        raise StateError("cannot exec in a paused container (use --ignore-paused to override)")
+    process = opts.process
+    from ocirt.process import security
+    prep = security.prepare(process, c.config.get("linux") or {}, source="process")
+    terminal = bool(process.get("terminal"))
+    if terminal and opts.detach and not opts.console_socket:
+        raise StateError("cannot allocate tty if ocirt will detach without setting console socket")
+    if opts.console_socket and not terminal:
+        raise StateError("cannot use console socket if ocirt will not detach or allocate tty")
+
+    try:
+        pidfd = sc.pidfd_open(c.pid)
+    except OSError:
+        raise ContainerNotRunning() from None
+    console_sock = ours = None
+    try:
+        if machine.start_time(c.pid) != c.state.get("pid_start"):
+            raise ContainerNotRunning()
+        if terminal:
+            if opts.console_socket:
+                console_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                console_sock.connect(opts.console_socket)
+            else:
+                ours, console_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        flags = _namespace_flags(c)
+        launch = setns.ExecLaunch(pidfd, flags, process, prep, opts.preserve_fds,
+                                  console_sock.fileno() if console_sock is not None else None)
+        pid = _spawn(c, launch, opts)
+    finally:
+        os.close(pidfd)
+        if console_sock is not None:
+            console_sock.close()
+    if opts.pid_file:
+        from ocirt.lifecycle.create import write_pid_file
+        write_pid_file(opts.pid_file, pid)
+    if opts.detach:
+        return 0
+    return _wait_foreground(pid, ours)
+
+
+def _namespace_flags(c: Container) -> int:
+    """Every namespace the container has that differs from ours (created or joined by path)."""
+    flags = 0
+    for kind, name in nsmod.PROC_NAME.items():
+        try:
+            theirs = os.stat(f"/proc/{c.pid}/ns/{name}")
+            mine = os.stat(f"/proc/self/ns/{name}")
+        except OSError:
+            continue
+        if (theirs.st_dev, theirs.st_ino) != (mine.st_dev, mine.st_ino):
+            flags |= nsmod.FLAGS[kind]
+    return flags
+
+
+def _spawn(c: Container, launch: setns.ExecLaunch, opts: ExecOptions) -> int:
+    sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    parent, child = Sync.pair()
+    pid1 = os.fork()
+    if pid1 == 0:
+        parent.close()
+        setns.intermediate(launch, child)
+        os._exit(1)
+    child.close()
+    pid = 0
+    try:
+        cg = c.cgroup()
+        if cg is not None:
+            cg.add(pid1)
+        parent.send("cgroup")
+        msg, _ = parent.expect("pid")
+        pid = msg["pid"]
+        os.waitpid(pid1, 0)
+        # Close-on-exec: EOF means the exec happened; a message means it failed.
+        try:
+            msg, _ = parent.recv()
+        except SyncError:
+            return pid
+        raise ExecFailed(f"exec failed: {msg.get('message', 'unknown error')}")
+    except SyncError as e:
+        _kill(pid1, pid)
+        raise ExecFailed(f"exec failed: {e}") from None
+    except OcirtError:
+        _kill(pid1, pid)
+        raise
+    finally:
+        parent.close()
+
+
+def _kill(*pids: int) -> None:
+    for p in pids:
+        if p:
+            try:
+                os.kill(p, signal.SIGKILL)
+                os.waitpid(p, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+
+
+def _wait_foreground(pid: int, ours: socket.socket | None) -> int:
+    from ocirt.lifecycle.run import FORWARDED, _wait
+
+    def forward(signum, _frame) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    for s in FORWARDED:
+        signal.signal(s, forward)
+    if ours is not None:
+        from ocirt import console
+        master = console.recv_master(ours)
+        ours.close()
+        signal.signal(signal.SIGWINCH, signal.SIG_DFL)
+        console.proxy(master, pid)
+        os.close(master)
+    return _wait(pid)
