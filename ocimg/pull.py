@@ -73,9 +73,10 @@ def pull(store: Store, ref: Reference, client: RegistryClient, platform: Platfor
     if not mt.is_index(top.media_type) and config.platform.os and config.platform.architecture:
         mdesc = Descriptor(mdesc.media_type, mdesc.digest, mdesc.size, config.platform)
 
-    missing = [d for d in dict.fromkeys(manifest.layers) if not store.layout.has_blob(d.digest, d.size)]
-    skipped = len(set(manifest.layers)) - len(missing)
-    for d in dict.fromkeys(manifest.layers):
+    unique = list({d.digest: d for d in manifest.layers}.values())
+    missing = [d for d in unique if not store.layout.has_blob(d.digest, d.size)]
+    skipped = len(unique) - len(missing)
+    for d in unique:
         if d not in missing:
             progress.done(d.digest.short, "already exists")
 

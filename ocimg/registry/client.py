@@ -60,7 +60,6 @@ class RegistryClient:
             maxsize=8,
             ssl_context=ctx,
             cert_reqs="CERT_NONE" if insecure else "CERT_REQUIRED",
-            assert_hostname=False if insecure else None,
             timeout=urllib3.Timeout(connect=15.0, read=timeout),
             headers={"User-Agent": USER_AGENT},
         )

@@ -1,0 +1,126 @@
+"""Runtime bundles from images: config.json plus a rootfs that is either an overlay of the
+store's shared layers (with a per-bundle upper dir) or a private extracted copy.
+
+    DIR/config.json
+    DIR/rootfs/               the overlay mount point, or the copy
+    DIR/.ocimg/bundle.json    what ocimg needs to undo it
+    DIR/.ocimg/upper, work    the container's writable layer (overlay mode)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+
+from ocimg import overlay
+from ocimg.convert import Options, spec_for
+from ocimg.errors import BundleError, MountError
+from ocimg.layout import atomic_write
+from ocimg.store import Image, Store
+from ocimg.unpack import unpack_layer
+from ocimg.users import resolve
+
+STATE_DIR = ".ocimg"
+STATE_FILE = "bundle.json"
+MODES = ("overlay", "copy")
+
+
+@dataclass
+class BundleInfo:
+    dir: str
+    mode: str
+    image: Image
+
+
+def default_mode() -> str:
+    return "overlay" if overlay.supported() else "copy"
+
+
+def _hostname(bundle_dir: str) -> str:
+    name = re.sub(r"[^a-zA-Z0-9-]+", "-", os.path.basename(os.path.abspath(bundle_dir))).strip("-")
+    return (name or "container")[:63]
+
+
+def create(store: Store, image: Image, bundle_dir: str, opts: Options, mode: str | None = None,
+           use_openat2: bool | None = None) -> BundleInfo:
+    mode = mode or default_mode()
+    if mode not in MODES:
+        raise BundleError(f"unknown rootfs mode {mode!r} (choose {', '.join(MODES)})")
+    bundle_dir = os.path.abspath(bundle_dir)
+    created_dir = False
+    if os.path.exists(bundle_dir):
+        if not os.path.isdir(bundle_dir) or os.listdir(bundle_dir):
+            raise BundleError(f"{bundle_dir} exists and is not an empty directory")
+    else:
+        os.makedirs(bundle_dir, 0o711)
+        created_dir = True
+    rootfs = os.path.join(bundle_dir, "rootfs")
+    state = os.path.join(bundle_dir, STATE_DIR)
+    mounted = False
+    try:
+        os.mkdir(state, 0o700)
+        os.mkdir(rootfs, 0o755)
+        if mode == "overlay":
+            lowers = store.unpacked_layers(image, use_openat2)
+            if not lowers:
+                empty = os.path.join(state, "empty")
+                os.mkdir(empty, 0o755)
+                lowers = [empty]
+            upper, work = os.path.join(state, "upper"), os.path.join(state, "work")
+            os.mkdir(upper, 0o755)
+            os.mkdir(work, 0o700)
+            overlay.mount(list(reversed(lowers)), upper, work, rootfs)
+            mounted = True
+        else:
+            for desc, diff_id in zip(image.manifest.layers, image.config.diff_ids):
+                unpack_layer(store.layout.blob_path(desc.digest), rootfs, whiteouts="delete",
+                             diff_id=diff_id, use_openat2=use_openat2)
+        user = resolve(rootfs, image.config.config.get("User", ""))
+        spec = spec_for(image, user, opts, opts.hostname or _hostname(bundle_dir))
+        for src, _, _ in opts.binds:
+            if not os.path.exists(src):
+                raise BundleError(f"bind mount source {src} does not exist")
+        atomic_write(os.path.join(bundle_dir, "config.json"), json.dumps(spec, indent=2).encode() + b"\n")
+        record = {"mode": mode, "store": store.root, "image": image.name, "manifest": str(image.digest),
+                  "layers": [str(d) for d in image.config.diff_ids]}
+        atomic_write(os.path.join(state, STATE_FILE), json.dumps(record, indent=2).encode() + b"\n", 0o600)
+        store.record_bundle(bundle_dir, image, image.config.diff_ids if mode == "overlay" else [], mode)
+    except BaseException:
+        if mounted:
+            with contextlib.suppress(MountError):
+                overlay.unmount(rootfs, lazy=True)
+        if not overlay.is_mountpoint(rootfs):
+            if created_dir:
+                shutil.rmtree(bundle_dir, ignore_errors=True)
+            else:
+                for name in os.listdir(bundle_dir):
+                    p = os.path.join(bundle_dir, name)
+                    shutil.rmtree(p, ignore_errors=True) if os.path.isdir(p) else os.unlink(p)
+        raise
+    return BundleInfo(bundle_dir, mode, image)
+
+
+def remove(bundle_dir: str, store: Store | None = None) -> None:
+    """Undo `create`: unmount the overlay, forget the bundle, delete the directory."""
+    bundle_dir = os.path.abspath(bundle_dir)
+    state_file = os.path.join(bundle_dir, STATE_DIR, STATE_FILE)
+    try:
+        with open(state_file, encoding="utf-8") as f:
+            record = json.load(f)
+    except FileNotFoundError:
+        raise BundleError(f"{bundle_dir} is not a bundle made by ocimg (no {STATE_DIR}/{STATE_FILE})") from None
+    except (OSError, ValueError) as e:
+        raise BundleError(f"cannot read {state_file}: {e}") from None
+    rootfs = os.path.join(bundle_dir, "rootfs")
+    if overlay.is_mountpoint(rootfs):
+        overlay.unmount(rootfs)
+    if overlay.is_mountpoint(rootfs):
+        # Deleting through a live mount would empty the container, or worse: refuse.
+        raise BundleError(f"{rootfs} is still mounted; not removing {bundle_dir}")
+    st = store or Store(record.get("store") or "/var/lib/ocimg")
+    st.forget_bundle(bundle_dir)
+    shutil.rmtree(bundle_dir)
