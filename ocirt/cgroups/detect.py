@@ -1,0 +1,144 @@
+"""Which cgroup hierarchies this host has: v1 (legacy), v2 (unified) or hybrid.
+
+Read once per process from /proc/self/mountinfo (one small read; no statfs walk), so that
+`for_container` stays free of side effects and cheap on the start-up path.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+V1, V2, HYBRID = "v1", "v2", "hybrid"
+
+# Superblock options of a v1 cgroup mount that are not controller names.
+_NOT_CONTROLLERS = frozenset({"rw", "ro", "noprefix", "clone_children", "xattr",
+                              "cpuset_v2_mode", "favordynmods", "nsdelegate",
+                              "memory_localevents", "memory_recursiveprot"})
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    mountpoint: str
+    root: str                      # the part of the hierarchy this mount shows (field 4)
+    controllers: frozenset[str]    # v1: subsystems and "name=..."; v2: empty (see Host)
+    version: int
+
+
+@dataclass
+class Host:
+    mode: str
+    v1: dict[str, Hierarchy] = field(default_factory=dict)   # controller -> hierarchy
+    unified: Hierarchy | None = None
+    _v2_controllers: frozenset[str] | None = None
+
+    @property
+    def v2_controllers(self) -> frozenset[str]:
+        """Controllers the unified root offers (read lazily: pure-v1 callers never pay)."""
+        if self._v2_controllers is None:
+            ctl = frozenset()
+            if self.unified is not None:
+                try:
+                    with open(os.path.join(self.unified.mountpoint, "cgroup.controllers")) as f:
+                        ctl = frozenset(f.read().split())
+                except OSError:
+                    pass
+            self._v2_controllers = ctl
+        return self._v2_controllers
+
+    def route(self, controller: str) -> int | None:
+        """1 or 2: the hierarchy that has `controller`; v1 wins in hybrid mode (as there the
+        kernel binds a controller to at most one hierarchy, this only matters for bookkeeping)."""
+        if controller in self.v1:
+            return 1
+        if self.unified is not None and controller in self.v2_controllers:
+            return 2
+        return None
+
+
+def _unescape(s: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as octal.
+    if "\\" not in s:
+        return s
+    out, i = [], 0
+    while i < len(s):
+        if s[i] == "\\" and i + 4 <= len(s) and s[i + 1:i + 4].isdigit():
+            out.append(chr(int(s[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(s[i])
+            i += 1
+    return "".join(out)
+
+
+def parse_mountinfo(text: str) -> Host:
+    v1: dict[str, Hierarchy] = {}
+    unified: Hierarchy | None = None
+    for line in text.splitlines():
+        pre, sep, post = line.partition(" - ")
+        if not sep:
+            continue
+        post_f = post.split()
+        if len(post_f) < 3 or post_f[0] not in ("cgroup", "cgroup2"):
+            continue
+        pre_f = pre.split()
+        root, mnt = _unescape(pre_f[3]), _unescape(pre_f[4])
+        if post_f[0] == "cgroup2":
+            # Keep the first mount, unless a later one is at the conventional place.
+            if unified is None or mnt in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+                unified = Hierarchy(mnt, root, frozenset(), 2)
+            continue
+        ctrls = frozenset(o for o in post_f[2].split(",")
+                          if o not in _NOT_CONTROLLERS and not o.startswith("release_agent="))
+        h = Hierarchy(mnt, root, ctrls, 1)
+        for c in ctrls:
+            # A hierarchy may be mounted more than once; prefer the mount of its root.
+            if c not in v1 or (v1[c].root != "/" and root == "/"):
+                v1[c] = h
+    real_v1 = [c for c in v1 if not c.startswith("name=")]
+    if real_v1:
+        mode = HYBRID if unified is not None else V1
+    elif unified is not None:
+        mode = V2
+    else:
+        mode = V1   # no cgroups at all; the manager reports it when asked to create
+    return Host(mode, v1, unified)
+
+
+_host: Host | None = None
+
+
+def host() -> Host:
+    global _host
+    if _host is None:
+        with open("/proc/self/mountinfo") as f:
+            _host = parse_mountinfo(f.read())
+    return _host
+
+
+def mode() -> str:
+    return host().mode
+
+
+def own_cgroups(text: str | None = None) -> dict[str, str]:
+    """/proc/self/cgroup as {controller: path}; "" is the v2 entry (hierarchy 0)."""
+    if text is None:
+        with open("/proc/self/cgroup") as f:
+            text = f.read()
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, ctrls, path = parts
+        if not ctrls:
+            out[""] = path
+        else:
+            for c in ctrls.split(","):
+                out[c] = path
+    return out
+
+
+def systemd_running() -> bool:
+    # The test systemd itself documents (sd_booted(3)); runc uses the same one.
+    return os.path.isdir("/run/systemd/system")

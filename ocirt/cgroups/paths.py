@@ -1,0 +1,78 @@
+"""linux.cgroupsPath -> one directory per hierarchy, with runc's rules.
+
+- absolute: relative to each hierarchy's mountpoint;
+- relative: relative to the runtime's own cgroup in that hierarchy (/proc/self/cgroup); on the
+  unified hierarchy relative to its *parent*, because the runtime's own v2 cgroup holds processes
+  and so could not delegate controllers to a child (the "no internal processes" rule);
+- absent: DEFAULT_PARENT/<id>, absolute, so that ocirt's cgroups are recognisable and do not
+  depend on where the caller happens to run (runc 1.1 uses the relative "<id>").
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+
+from ocirt.cgroups.detect import Host, own_cgroups
+from ocirt.errors import ConfigError
+
+DEFAULT_PARENT = "/ocirt"
+
+UNIFIED = ""   # the paths key of the cgroup2 hierarchy, as in runc's state.json
+
+
+def clean(path: str) -> str:
+    """runc's CleanPath: resolve '..' lexically and never climb above the start, so a relative
+    path cannot escape the runtime's cgroup and an absolute one cannot leave the mount."""
+    if not path:
+        return ""
+    if os.path.isabs(path):
+        return posixpath.normpath(path)
+    return posixpath.relpath(posixpath.normpath("/" + path), "/")
+
+
+def inner_path(container_id: str, cgroups_path: str | None) -> str:
+    if not cgroups_path:
+        return posixpath.join(DEFAULT_PARENT, container_id)
+    p = clean(cgroups_path)
+    if p in ("/", ".", ""):
+        raise ConfigError("linux.cgroupsPath",
+                          f"{cgroups_path!r} names the root cgroup; a container needs its own")
+    if ":" in p and not p.startswith("/"):
+        raise ConfigError("linux.cgroupsPath",
+                          f"{cgroups_path!r} looks like a systemd slice:prefix:name path, "
+                          "but the systemd cgroup manager was not requested")
+    return p
+
+
+def _under_mount(mountpoint: str, mount_root: str, cgroup: str) -> str:
+    """A cgroup path as /proc/self/cgroup shows it -> a directory under this mount."""
+    rel = posixpath.relpath(cgroup, mount_root) if mount_root != "/" else cgroup.lstrip("/")
+    if rel.startswith(".."):
+        # Our cgroup is outside what this mount shows (e.g. a bind of a sub-tree): use its root.
+        rel = ""
+    return posixpath.join(mountpoint, rel) if rel and rel != "." else mountpoint
+
+
+def resolve(host: Host, container_id: str, cgroups_path: str | None) -> dict[str, str]:
+    inner = inner_path(container_id, cgroups_path)
+    own: dict[str, str] | None = None
+    out: dict[str, str] = {}
+    for ctrl, h in host.v1.items():
+        if inner.startswith("/"):
+            out[ctrl] = posixpath.join(h.mountpoint, inner.lstrip("/"))
+        else:
+            if own is None:
+                own = own_cgroups()
+            base = _under_mount(h.mountpoint, h.root, own.get(ctrl, "/"))
+            out[ctrl] = posixpath.join(base, inner)
+    if host.unified is not None:
+        h = host.unified
+        if inner.startswith("/"):
+            out[UNIFIED] = posixpath.join(h.mountpoint, inner.lstrip("/"))
+        else:
+            if own is None:
+                own = own_cgroups()
+            parent = posixpath.dirname(own.get(UNIFIED, "/")) or "/"
+            out[UNIFIED] = posixpath.join(_under_mount(h.mountpoint, h.root, parent), inner)
+    return out
