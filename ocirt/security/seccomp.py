@@ -19,7 +19,7 @@ Semantics follow runc (libcontainer/seccomp/seccomp_linux.go):
     conditions of an entry form one rule (AND);
   * errnoRet defaults to EPERM for SCMP_ACT_ERRNO / SCMP_ACT_TRACE; errnoRet on any other action
     is an error; SCMP_ACT_KILL is SCMP_ACT_KILL_THREAD;
-  * libseccomp's binary-tree optimisation is enabled above 32 syscall entries.
+  * libseccomp's binary-tree optimisation is enabled above 32 syscall names.
 Load flags: TSYNC, LOG, SPEC_ALLOW and WAIT_KILLABLE_RECV map to SECCOMP_FILTER_FLAG_*;
 NEW_LISTENER is added when any rule uses SCMP_ACT_NOTIFY (plus TSYNC_ESRCH when TSYNC is also
 set: the kernel refuses TSYNC|NEW_LISTENER otherwise). WAIT_KILLABLE_RECV is only valid with a
@@ -304,9 +304,10 @@ def compile(prof: object, jpath: str = "linux.seccomp", source: str = "config.js
             if rc < 0 and rc != -17:   # EEXIST: already present
                 raise SetupError(f"seccomp: adding architecture {a:#x}: {os.strerror(-rc)}")
         lib.seccomp_attr_set(ctx, _FLTATR_CTL_NNP, 0)
-        if len(rules) > 32:
-            # runc does the same: binary tree dispatch for long profiles (libseccomp <= 2.5.4
-            # misbehaves with the optimisation and 0 rules, hence the threshold).
+        if sum(len(r.names) for r in rules) > 32:
+            # runc does the same (its config has one entry per syscall name): binary tree
+            # dispatch for long profiles (libseccomp <= 2.5.4 misbehaves with the optimisation
+            # and 0 rules, hence the threshold).
             lib.seccomp_attr_set(ctx, _FLTATR_CTL_OPTIMIZE, 2)
         resolved: dict[str, int] = {}
         for r in rules:
