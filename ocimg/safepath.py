@@ -94,6 +94,12 @@ class Root:
             os.close(fd)
         self._cache.clear()
 
+    def forget_under(self, rel: str) -> None:
+        """Drop cached fds of `rel` and below, after it was removed or replaced."""
+        prefix = rel + "/"
+        for key in [k for k in self._cache if k == rel or k.startswith(prefix) or not rel]:
+            os.close(self._cache.pop(key))
+
     def open(self, rel: str, flags: int, mode: int = 0) -> int:
         """Open `rel` (already cleaned) resolved within the root; the caller closes the fd."""
         if not rel:

@@ -146,7 +146,8 @@ class _Applier:
         existing = _lstat(pfd, base)
         if m.isdir():
             if existing and not stat.S_ISDIR(existing.st_mode):
-                os.unlink(base, dir_fd=pfd)
+                self._remove(pfd, base, existing, rel)
+                pfd = self.root.dir(parent)
                 existing = None
             if not existing:
                 os.mkdir(base, 0o700, dir_fd=pfd)
@@ -155,7 +156,8 @@ class _Applier:
             self.created.add(rel)
             return
         if existing:
-            self._remove(pfd, base, existing)
+            self._remove(pfd, base, existing, rel)
+            pfd = self.root.dir(parent)
         if m.isreg():
             fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=pfd)
             try:
@@ -167,9 +169,6 @@ class _Applier:
                 os.close(fd)
         elif m.issym():
             os.symlink(m.linkname, base, dir_fd=pfd)
-            # A new symlink can change what later paths resolve to.
-            self.root.forget()
-            pfd = self.root.dir(parent)
         elif m.islnk():
             self._hardlink(pfd, base, m)
         elif m.ischr() or m.isblk():
@@ -212,8 +211,8 @@ class _Applier:
                     if child not in self.created:
                         st = _lstat(pfd, name)
                         if st:
-                            self._remove(pfd, name, st)
-                self.root.forget()
+                            self._remove(pfd, name, st, child)
+                            pfd = self.root.dir(parent)
             return
         if base.startswith(WHITEOUT_PREFIX + WHITEOUT_PREFIX):
             return  # other AUFS metadata (.wh..wh.plnk etc.), meaningless here
@@ -222,18 +221,20 @@ class _Applier:
             raise UnsafeEntry(f"invalid whiteout {parent}/{base}")
         existing = _lstat(pfd, name)
         if existing:
-            self._remove(pfd, name, existing)
-            self.root.forget()
+            self._remove(pfd, name, existing, f"{parent}/{name}" if parent else name)
             pfd = self.root.dir(parent)
         if self.overlay:
             os.mknod(name, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=pfd)
 
-    def _remove(self, pfd: int, name: str, st: os.stat_result) -> None:
+    def _remove(self, pfd: int, name: str, st: os.stat_result, rel: str) -> None:
+        """Callers must fetch their parent fd again afterwards: the cache may be dropped."""
         if stat.S_ISDIR(st.st_mode):
             shutil.rmtree(name, dir_fd=pfd)
+            # Cached fds may name directories that are gone, also via symlinked paths.
             self.root.forget()
         else:
             os.unlink(name, dir_fd=pfd)
+            self.root.forget_under(rel)
 
     def _meta(self, pfd: int, name: str, m: tarfile.TarInfo, is_root: bool = False) -> None:
         is_link = m.issym()
