@@ -1,0 +1,237 @@
+"""config.json -> a validated, pre-parsed rootfs Plan. No side effects beyond stat().
+
+Called by the runtime parent before anything exists, so every config mistake we can see
+without touching the rootfs fails here, with the JSON path of the field in the error.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from dataclasses import dataclass, field
+
+from ocirt.errors import ConfigError
+from ocirt.rootfs import options as mopts
+from ocirt.rootfs import sysctl as sysctl_rules
+
+# runc's checkProcMount allow-list: files lxcfs emulates (CVE-2019-16884).
+PROC_ALLOWED = frozenset({
+    "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+    "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/sys/kernel/ns_last_pid",
+    "/proc/sys/crypto/fips_enabled",
+})
+
+# The devices the spec requires in every container (config-linux.md "Default Devices").
+DEFAULT_DEVICES = (("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7),
+                   ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0))
+
+ROOT_PROPAGATION = dict(mopts.PROPAGATION)
+
+_NS_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
+
+
+@dataclass(frozen=True)
+class Mount:
+    index: int
+    destination: str            # absolute, lexically clean container path
+    source: str | None          # for binds: an absolute host path
+    fstype: str
+    opts: mopts.MountOptions
+    kind: str                   # "bind" | "fresh" | "cgroup"
+
+    @property
+    def where(self) -> str:
+        return f"mounts[{self.index}]"
+
+
+@dataclass(frozen=True)
+class Device:
+    path: str
+    kind: str                   # "c", "b" or "p"
+    major: int
+    minor: int
+    mode: int                   # permission bits
+    uid: int
+    gid: int
+
+
+@dataclass
+class Runtime:
+    """What prepare() learns and later steps need (fds are this process's)."""
+    root_fd: int = -1
+    dev_ro: bool = False
+
+
+@dataclass
+class Plan:
+    rootfs: str
+    bundle: str
+    readonly: bool
+    mounts: list[Mount]
+    devices: list[Device]
+    setup_dev: bool
+    bind_devices: bool
+    propagation: str | None
+    masked: list[str]
+    readonly_paths: list[str]
+    sysctl: list[tuple[str, str, str]]          # (config key, path below /proc/sys, value)
+    new_ns: frozenset[str]
+    joined_ns: frozenset[str]
+    terminal: bool
+    rt: Runtime = field(default_factory=Runtime)
+
+    @property
+    def cgroupns(self) -> bool:
+        return "cgroup" in self.new_ns or "cgroup" in self.joined_ns
+
+
+def clean(path: str) -> str:
+    """Lexical clean as if rooted at / (so `..` can never climb above it)."""
+    return posixpath.normpath("/" + path).replace("//", "/")
+
+
+def build(config: dict, rootfs: str, bundle: str) -> Plan:
+    linux = config.get("linux") or {}
+    root = config.get("root") or {}
+    bundle = os.path.abspath(bundle)
+    rootfs = os.path.abspath(os.path.join(bundle, rootfs))
+    try:
+        st = os.stat(rootfs)
+    except OSError as e:
+        raise ConfigError("root.path", f"rootfs {rootfs}: {e.strerror}") from None
+    if not (st.st_mode & 0o170000 == 0o040000):
+        raise ConfigError("root.path", f"rootfs {rootfs} is not a directory")
+
+    new_ns, joined_ns = _namespaces(linux)
+    mounts = [_mount(i, m, bundle) for i, m in enumerate(config.get("mounts") or [])]
+    dev_bound = any(m.destination == "/dev" and m.kind == "bind" for m in mounts)
+    dev_ro = any(m.destination == "/dev" and m.kind == "fresh" and m.opts.readonly
+                 for m in mounts)
+
+    propagation = linux.get("rootfsPropagation") or None
+    if propagation is not None and propagation not in ROOT_PROPAGATION:
+        raise ConfigError("linux.rootfsPropagation",
+                          f"invalid rootfs propagation {propagation!r}, expected one of "
+                          + ", ".join(sorted(ROOT_PROPAGATION)))
+
+    plan = Plan(
+        rootfs=rootfs, bundle=bundle, readonly=bool(root.get("readonly")), mounts=mounts,
+        devices=_devices(linux.get("devices") or []), setup_dev=not dev_bound,
+        bind_devices="user" in new_ns or "user" in joined_ns or _in_userns(),
+        propagation=propagation,
+        masked=_paths(linux.get("maskedPaths") or [], "linux.maskedPaths"),
+        readonly_paths=_paths(linux.get("readonlyPaths") or [], "linux.readonlyPaths"),
+        sysctl=sysctl_rules.validate(linux.get("sysctl") or {}, new_ns, joined_ns, linux),
+        new_ns=new_ns, joined_ns=joined_ns,
+        terminal=bool((config.get("process") or {}).get("terminal")))
+    plan.rt.dev_ro = dev_ro
+    return plan
+
+
+def _namespaces(linux: dict) -> tuple[frozenset[str], frozenset[str]]:
+    new: set[str] = set()
+    joined: set[str] = set()
+    for ns in linux.get("namespaces") or []:
+        t = ns.get("type")
+        (joined if ns.get("path") else new).add(t)
+    return frozenset(new), frozenset(joined)
+
+
+def _in_userns() -> bool:
+    try:
+        with open("/proc/self/uid_map", "rb") as f:
+            return f.read().split() != [b"0", b"0", b"4294967295"]
+    except OSError:
+        return False
+
+
+def _mount(i: int, m: dict, bundle: str) -> Mount:
+    where = f"mounts[{i}]"
+    dest = m.get("destination")
+    if not isinstance(dest, str) or not dest:
+        raise ConfigError(f"{where}.destination", "destination is required")
+    if m.get("uidMappings") or m.get("gidMappings"):
+        raise ConfigError(f"{where}.uidMappings", "idmapped mounts are not supported")
+    dest = clean(dest)
+    try:
+        opts = mopts.parse(list(m.get("options") or []))
+    except ValueError as e:
+        raise ConfigError(f"{where}.options", str(e)) from None
+    fstype = m.get("type") or ""
+    source = m.get("source")
+    if opts.flags & mopts.sc.MS_REMOUNT:
+        raise ConfigError(f"{where}.options", "mount option 'remount' is not supported")
+    if opts.bind or fstype == "bind":
+        if not source:
+            raise ConfigError(f"{where}.source", "a bind mount needs a source")
+        if not opts.bind:
+            opts = mopts.MountOptions(opts.flags | mopts.sc.MS_BIND, opts.cleared,
+                                      opts.propagation, opts.rec_set, opts.rec_clr, opts.data,
+                                      opts.tmpcopyup)
+        source = os.path.normpath(os.path.join(bundle, source))
+        kind = "bind"
+    elif fstype == "cgroup":
+        kind = "cgroup"
+    else:
+        if not fstype:
+            raise ConfigError(f"{where}.type", "a mount that is not a bind needs a type")
+        kind = "fresh"
+    if opts.tmpcopyup and fstype != "tmpfs":
+        raise ConfigError(f"{where}.options", "tmpcopyup is only supported for tmpfs")
+    mount = Mount(i, dest, source, fstype, opts, kind)
+    err = proc_rule(dest, mount)
+    if err:
+        raise ConfigError(f"{where}.destination", err)
+    return mount
+
+
+def proc_rule(dest: str, m: Mount) -> str | None:
+    """runc's checkProcMount (CVE-2019-16884): only procfs on /proc, and below it only the
+    lxcfs files. Applied here on the configured path and again in prepare() on the path the
+    destination really resolved to. A bind onto /proc is checked against its source later."""
+    if dest == "/proc":
+        if m.fstype == "proc" or m.kind == "bind":
+            return None
+        return f'"{dest}" cannot be mounted because it is not of type proc'
+    if dest.startswith("/proc/") and dest not in PROC_ALLOWED:
+        return f'"{dest}" cannot be mounted because it is inside /proc'
+    return None
+
+
+def _devices(devs: list[dict]) -> list[Device]:
+    out: list[Device] = []
+    seen: set[str] = set()
+    for i, d in enumerate(devs):
+        where = f"linux.devices[{i}]"
+        path = d.get("path")
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ConfigError(f"{where}.path", "device path must be absolute")
+        path = clean(path)
+        kind = d.get("type")
+        if kind == "u":
+            kind = "c"
+        if kind not in ("c", "b", "p"):
+            raise ConfigError(f"{where}.type", f"invalid device type {d.get('type')!r}")
+        major, minor = d.get("major", 0), d.get("minor", 0)
+        if kind != "p" and ("major" not in d or "minor" not in d):
+            raise ConfigError(where, "major and minor are required for c, b and u devices")
+        mode = d.get("fileMode")
+        mode = 0o666 if mode is None else int(mode)
+        if mode & ~0o7777:
+            raise ConfigError(f"{where}.fileMode", "fileMode must only hold permission bits")
+        out.append(Device(path, kind, int(major), int(minor), mode, int(d.get("uid") or 0),
+                          int(d.get("gid") or 0)))
+        seen.add(path)
+    for path, major, minor in DEFAULT_DEVICES:
+        if path not in seen:
+            out.append(Device(path, "c", major, minor, 0o666, 0, 0))
+    return out
+
+
+def _paths(paths: list, where: str) -> list[str]:
+    out = []
+    for i, p in enumerate(paths):
+        if not isinstance(p, str) or not p.startswith("/"):
+            raise ConfigError(f"{where}[{i}]", f"path {p!r} must be absolute")
+        out.append(clean(p))
+    return out
