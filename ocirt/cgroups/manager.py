@@ -367,6 +367,15 @@ class Manager:
                 os.rmdir(d)          # only if empty: another container may live there now
             except OSError:
                 pass
+        if not self.cgroups_path:
+            # The default parent is ocirt's own; whoever empties it removes it, so it does
+            # not linger because its creator was not the last to go (a concurrent create
+            # copes: _mkdirs starts over on ENOENT).
+            for d, _ in self._dirs():
+                try:
+                    os.rmdir(os.path.dirname(d))
+                except OSError:
+                    pass
 
 
 def _enable_subtree(d: str) -> None:
