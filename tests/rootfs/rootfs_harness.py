@@ -118,7 +118,7 @@ def run(plan: setup.Plan, *, script: str | None = None,
         probe: Callable[[], Any] | None = None,
         hook: Callable[[setup.Plan], None] | None = None,
         no_pivot: bool = False, stop_after_prepare: bool = False,
-        timeout: float = 30) -> Result:
+        extra_ns: int = 0) -> Result:
     """Fork a container for `plan`, report over a pipe, wait; see the module docstring."""
     host_mntns = os.stat("/proc/self/ns/mnt").st_ino
     r, w = os.pipe()
@@ -127,7 +127,7 @@ def run(plan: setup.Plan, *, script: str | None = None,
         status = 120
         try:
             os.close(r)
-            sc.unshare(NS_FLAGS)
+            sc.unshare(NS_FLAGS | extra_ns)
             gpid = os.fork()
             if gpid == 0:
                 _grandchild(w, plan, host_mntns, script, probe, hook, no_pivot,
