@@ -91,14 +91,13 @@ class RegistryClient:
             r.drain_conn()
             r.release_conn()
             return "https"
-        except SSLError as e:
-            if self.insecure:
-                return "http"
-            raise RegistryError(f"TLS with {self.host} failed: {e.reason if hasattr(e, 'reason') else e} "
-                                f"(use --insecure for a plain-HTTP registry, or add its CA to certs.d)") from None
         except Urllib3Error as e:
             if self.insecure:
                 return "http"
+            reason = getattr(e, "reason", None)
+            if isinstance(e, SSLError) or isinstance(reason, SSLError):
+                raise RegistryError(f"TLS with {self.host} failed: {_reason(e)} (use --insecure for a "
+                                    f"plain-HTTP registry, or put its CA in certs.d/{self.registry}/)") from None
             raise RegistryError(f"cannot reach registry {self.host}: {_reason(e)}") from None
 
     def request(self, method: str, path: str, scope: str, headers: dict[str, str] | None = None,

@@ -161,6 +161,15 @@ def skopeo_push(session_dir: Path, img: ti.Image, host: str, dest: str, flags: l
 
 
 @pytest.fixture
+def mangling_proxy(registry: tr.Registry):
+    proxy = tr.DroppingProxy(registry.port, mangle_manifests=True)
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+@pytest.fixture
 def dropping_proxy(registry: tr.Registry):
     proxy = tr.DroppingProxy(registry.port)
     try:

@@ -288,9 +288,11 @@ class Registry:
 
 class DroppingProxy:
     """Forwards to a registry; the first GET of each blob gets half its body, then a closed
-    connection. Records every blob request with its Range header."""
+    connection. Records every blob request with its Range header. Optionally alters every
+    manifest it passes on."""
 
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, mangle_manifests: bool = False) -> None:
+        self.mangle_manifests = mangle_manifests
         self.upstream = f"http://127.0.0.1:{upstream_port}"
         self.pool = urllib3.PoolManager()
         self.cut: set[str] = set()
@@ -327,6 +329,8 @@ class DroppingProxy:
         headers = {k: v for k, v in h.headers.items() if k.lower() in ("accept", "range", "authorization")}
         r = self.pool.request(method, self.upstream + h.path, headers=headers, redirect=False)
         body = r.data
+        if self.mangle_manifests and "/manifests/" in h.path and r.status == 200:
+            body += b" "  # still valid JSON, but no longer the content its digest names
         is_blob = "/blobs/sha256:" in h.path and method == "GET"
         digest = h.path.rsplit("/", 1)[-1]
         if is_blob:
