@@ -505,3 +505,38 @@ def test_semantic_checks_do_not_touch_the_host_without_net_sysctls(monkeypatch: 
         raise AssertionError("stat called")
     monkeypatch.setattr(os, "stat", no_stat)
     validate_config(load("big-seccomp"))
+
+
+def _paths(node: Any, path: tuple = ()) -> list[tuple]:
+    out = [path]
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out += _paths(v, path + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out += _paths(v, path + (i,))
+    return out
+
+
+@pytest.mark.parametrize("base", ["full", "default"])
+def test_broken_documents_only_ever_raise_config_error(base: str) -> None:
+    # Semantic rules trust the schema; every document either passes or raises ConfigError,
+    # never KeyError/TypeError, whatever single field is removed or replaced.
+    values: list[Any] = [None, 0, -1, 2**64, "", "x", "/", [], {}, [""], {"": ""}, True]
+    text = (GOOD / f"{base}.json").read_text()
+    for path in _paths(json.loads(text))[1:]:
+        for v in values + ["del"]:
+            d = json.loads(text)
+            parent = d
+            for p in path[:-1]:
+                parent = parent[p]
+            if v == "del":
+                if isinstance(parent, list):
+                    continue
+                del parent[path[-1]]
+            else:
+                parent[path[-1]] = v
+            try:
+                validate_config(d)
+            except ConfigError:
+                pass
