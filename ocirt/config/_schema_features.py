@@ -10,7 +10,7 @@ from re import search as _search
 class Invalid(Exception):
     """`parts` is the JSON path (keys and indexes) of the bad value; `message` the broken rule."""
 
-    def __init__(self, parts: list, message: str) -> None:
+    def __init__(self, parts: list[str | int], message: str) -> None:
         super().__init__(message)
         self.parts = parts
         self.message = message

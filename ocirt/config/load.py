@@ -59,6 +59,6 @@ def load_bundle(bundle: str) -> tuple[str, dict[str, Any]]:
 
 def load_process(path: str) -> dict[str, Any]:
     """Read and validate the process object given to `exec --process`."""
-    proc = _read_json(path, path)
+    proc: dict[str, Any] = _read_json(path, path)
     validate_process(proc, path)
     return proc

@@ -59,12 +59,12 @@ def format_path(parts: Iterable[PathPart]) -> str:
     """JSON path as dotted keys and [i] indexes; non-identifier keys as ["key"]."""
     out = ""
     for p in parts:
-        if type(p) is int:
+        if isinstance(p, int):
             out += f"[{p}]"
-        elif p.isidentifier():  # type: ignore[union-attr]
-            out += ("." + p) if out else p  # type: ignore[operator]
+        elif p.isidentifier():
+            out += ("." + p) if out else p
         else:
-            out += '["' + p.replace("\\", "\\\\").replace('"', '\\"') + '"]'  # type: ignore[union-attr]
+            out += '["' + p.replace("\\", "\\\\").replace('"', '\\"') + '"]'
     return out
 
 
