@@ -92,7 +92,11 @@ class Prepared:
             setattr(self, k, v)
 
 
-def prepare(process: dict, linux: dict | None, *, source: str = "config.json") -> Prepared:
+def prepare(process: dict, linux: dict | None, *, source: str = "config.json",
+            seccomp_cache: str | None = None) -> Prepared:
+    """Parse, validate and compile. `seccomp_cache`: optional directory (owned by us, not
+    group/other-writable, e.g. <runtime root>/seccomp-cache) to reuse compiled filters: a
+    Docker-sized profile costs 10-40 ms in libseccomp, a cache hit < 1 ms."""
     if not isinstance(process, dict):
         raise ConfigError("process", "must be an object", source)
     linux = linux or {}
@@ -116,7 +120,7 @@ def prepare(process: dict, linux: dict | None, *, source: str = "config.json") -
     p.apparmor, p.selinux = _lsm.parse(process.get("apparmorProfile"),
                                        process.get("selinuxLabel"), source=source)
     if linux.get("seccomp") is not None:
-        p.seccomp = _seccomp.compile(linux["seccomp"], source=source)
+        p.seccomp = _seccomp.compile(linux["seccomp"], source=source, cache_dir=seccomp_cache)
     return p
 
 
