@@ -18,7 +18,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import threading
+
+from _thread import get_native_id
 
 from ocirt.errors import SecurityError
 from ocirt.linux import syscalls as sc
@@ -90,7 +91,7 @@ def _translate(relpath: str) -> str:
     if head == "self":
         return f"{os.getpid()}{sep}{rest}"
     if head == "thread-self":
-        return f"{os.getpid()}/task/{threading.get_native_id()}{sep}{rest}"
+        return f"{os.getpid()}/task/{get_native_id()}{sep}{rest}"
     return rel
 
 

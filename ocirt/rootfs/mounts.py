@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import replace
 
 from ocirt.errors import SecurityError, SetupError
 from ocirt.linux import pathrs
@@ -20,7 +19,7 @@ def mount_all(plan: Plan) -> None:
             cgroupfs.mount(plan, m)
         elif plan.rt.dev_ro and m.destination == "/dev" and m.kind == "fresh":
             # Device nodes still have to be created in it: finalize() makes it read-only.
-            mount_one(plan, replace(m, opts=m.opts.without(sc.MS_RDONLY)))
+            mount_one(plan, m.with_opts(m.opts.without(sc.MS_RDONLY)))
         else:
             mount_one(plan, m)
 

@@ -8,8 +8,6 @@ says. Pure functions, no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ocirt.linux import syscalls as sc
 
 # name -> (clear?, MS_* flag), as runc's parseMountOptions.
@@ -70,15 +68,26 @@ _SB_FLAGS = ((sc.MS_RDONLY, "ro"), (sc.MS_SYNCHRONOUS, "sync"), (sc.MS_DIRSYNC, 
              (sc.MS_LAZYTIME, "lazytime"), (sc.MS_MANDLOCK, "mand"), (sc.MS_POSIXACL, "posixacl"))
 
 
-@dataclass(frozen=True)
 class MountOptions:
-    flags: int = 0                  # MS_* requested
-    cleared: int = 0                # MS_* explicitly turned off (rw, suid, dev, exec, ...)
-    propagation: tuple[int, ...] = ()
-    rec_set: int = 0                # MOUNT_ATTR_* for AT_RECURSIVE
-    rec_clr: int = 0
-    data: tuple[str, ...] = ()      # filesystem parameters, in order
-    tmpcopyup: bool = False
+    """Parsed options of one mount. A plain slotted class: dataclass creation alone would
+    cost milliseconds on every container start."""
+
+    __slots__ = ("flags", "cleared", "propagation", "rec_set", "rec_clr", "data", "tmpcopyup")
+
+    def __init__(self, flags: int = 0, cleared: int = 0, propagation: tuple[int, ...] = (),
+                 rec_set: int = 0, rec_clr: int = 0, data: tuple[str, ...] = (),
+                 tmpcopyup: bool = False) -> None:
+        self.flags = flags              # MS_* requested
+        self.cleared = cleared          # MS_* explicitly turned off (rw, suid, dev, ...)
+        self.propagation = propagation  # MS_* propagation changes, in order
+        self.rec_set = rec_set          # MOUNT_ATTR_* for AT_RECURSIVE
+        self.rec_clr = rec_clr
+        self.data = data                # filesystem parameters, in order
+        self.tmpcopyup = tmpcopyup
+
+    def __repr__(self) -> str:
+        return "MountOptions(" + ", ".join(f"{k}={getattr(self, k)!r}"
+                                           for k in self.__slots__) + ")"
 
     @property
     def bind(self) -> bool:

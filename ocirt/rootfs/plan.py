@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-from dataclasses import dataclass, field
 
 from ocirt.errors import ConfigError
 from ocirt.rootfs import options as mopts
@@ -30,55 +29,76 @@ ROOT_PROPAGATION = dict(mopts.PROPAGATION)
 _NS_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 
 
-@dataclass(frozen=True)
 class Mount:
-    index: int
-    destination: str            # absolute, lexically clean container path
-    source: str | None          # for binds: an absolute host path
-    fstype: str
-    opts: mopts.MountOptions
-    kind: str                   # "bind" | "fresh" | "cgroup"
+    __slots__ = ("index", "destination", "source", "fstype", "opts", "kind")
+
+    def __init__(self, index: int, destination: str, source: str | None, fstype: str,
+                 opts: mopts.MountOptions, kind: str) -> None:
+        self.index = index
+        self.destination = destination  # absolute, lexically clean container path
+        self.source = source            # for binds: an absolute host path
+        self.fstype = fstype
+        self.opts = opts
+        self.kind = kind                # "bind" | "fresh" | "cgroup"
+
+    def with_opts(self, opts: mopts.MountOptions) -> "Mount":
+        return Mount(self.index, self.destination, self.source, self.fstype, opts, self.kind)
+
+    def __repr__(self) -> str:
+        return f"Mount({self.where} {self.kind} {self.fstype} {self.source!r} -> " \
+               f"{self.destination!r}, {self.opts!r})"
 
     @property
     def where(self) -> str:
         return f"mounts[{self.index}]"
 
 
-@dataclass(frozen=True)
 class Device:
-    path: str
-    kind: str                   # "c", "b" or "p"
-    major: int
-    minor: int
-    mode: int                   # permission bits
-    uid: int
-    gid: int
+    __slots__ = ("path", "kind", "major", "minor", "mode", "uid", "gid")
+
+    def __init__(self, path: str, kind: str, major: int, minor: int, mode: int, uid: int,
+                 gid: int) -> None:
+        self.path = path
+        self.kind = kind        # "c", "b" or "p"
+        self.major = major
+        self.minor = minor
+        self.mode = mode        # permission bits
+        self.uid = uid
+        self.gid = gid
 
 
-@dataclass
 class Runtime:
     """What prepare() learns and later steps need (fds are this process's)."""
-    root_fd: int = -1
-    dev_ro: bool = False
+    __slots__ = ("root_fd", "dev_ro")
+
+    def __init__(self) -> None:
+        self.root_fd = -1
+        self.dev_ro = False
 
 
-@dataclass
 class Plan:
-    rootfs: str
-    bundle: str
-    readonly: bool
-    mounts: list[Mount]
-    devices: list[Device]
-    setup_dev: bool
-    bind_devices: bool
-    propagation: str | None
-    masked: list[str]
-    readonly_paths: list[str]
-    sysctl: list[tuple[str, str, str]]          # (config key, path below /proc/sys, value)
-    new_ns: frozenset[str]
-    joined_ns: frozenset[str]
-    terminal: bool
-    rt: Runtime = field(default_factory=Runtime)
+    """Everything rootfs setup needs, decided from config.json before anything is created."""
+
+    def __init__(self, *, rootfs: str, bundle: str, readonly: bool, mounts: list[Mount],
+                 devices: list[Device], setup_dev: bool, bind_devices: bool,
+                 propagation: str | None, masked: list[str], readonly_paths: list[str],
+                 sysctl: list[tuple[str, str, str]], new_ns: frozenset[str],
+                 joined_ns: frozenset[str], terminal: bool) -> None:
+        self.rootfs = rootfs                # absolute host path
+        self.bundle = bundle
+        self.readonly = readonly
+        self.mounts = mounts
+        self.devices = devices
+        self.setup_dev = setup_dev
+        self.bind_devices = bind_devices
+        self.propagation = propagation
+        self.masked = masked
+        self.readonly_paths = readonly_paths
+        self.sysctl = sysctl                # (config key, path below /proc/sys, value)
+        self.new_ns = new_ns
+        self.joined_ns = joined_ns
+        self.terminal = terminal
+        self.rt = Runtime()
 
     @property
     def cgroupns(self) -> bool:
