@@ -14,8 +14,11 @@ import rootfs_harness as harness  # noqa: E402
 
 
 def _host_mountinfo() -> list[str]:
+    """Host mounts, minus those other test suites running on this machine at the same time
+    make in pytest's own tmp area (ours live under /tmp/ocirt-*)."""
     with open("/proc/self/mountinfo") as f:
-        return sorted(f.read().splitlines())
+        return sorted(line for line in f.read().splitlines()
+                      if not line.split()[4].startswith("/tmp/pytest-of-"))
 
 
 @pytest.fixture(autouse=True)
