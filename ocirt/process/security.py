@@ -3,7 +3,7 @@
     p  = prepare(process, linux)      # parse + validate + compile; no side effects
     apply_early(p)                     # root, before setuid
     apply_user(p, process["user"])     # groups, gid, uid (caps kept), umask
-    apply_caps(p)                      # capset + ambient, then no_new_privs
+    apply_caps(p)                      # capset + ambient (ungrantable caps -> p.warnings), NNP
     fd = apply_seccomp(p)              # LAST before execve; listener fd or None
     send_seccomp_listener(p, fd, state)  # in the runtime process, outside the container mnt ns
 
@@ -25,7 +25,8 @@ Ordering, and why (runc's standard_init_linux.go / finalizeNamespace does the sa
 * apply_caps(): capset sets effective/permitted/inheritable exactly as configured (inheritable is
   never widened, CVE-2022-29162), then the ambient set (a cap must be in permitted and
   inheritable to be raised), then PR_SET_NO_NEW_PRIVS when asked -- before seccomp (SECURITY.md
-  rule 8, 13).
+  rule 8, 13). Capabilities the kernel will not grant (not held by the runtime, ambient without
+  inheritable, ...) are left out and reported in p.warnings (runtime-spec: warn, don't fail).
 * apply_seccomp() is last, right before execve (rule 13), so the filter sees as few of the
   init's own syscalls as possible. The kernel only lets a task without no_new_privs install a
   filter if it has CAP_SYS_ADMIN. runc handles that by loading the filter *before* the uid/caps
@@ -65,7 +66,7 @@ class Prepared:
 
     __slots__ = ("source", "caps", "last_cap", "rlimits", "oom_score_adj", "ioprio", "sched",
                  "personality", "apparmor", "selinux", "user", "no_new_privs", "seccomp",
-                 "warnings", "_keep_admin")
+                 "warnings", "_keep_admin", "_granted")
 
     def __init__(self) -> None:
         self.source = "config.json"
@@ -83,6 +84,7 @@ class Prepared:
         self.seccomp: _seccomp.Filter | None = None
         self.warnings: list[str] = []            # for the caller to log (runc: logrus.Warn)
         self._keep_admin = False
+        self._granted: tuple[int, int, int] = (0, 0, 0)   # (eff, prm, inh) set by apply_caps
 
     def __getstate__(self):
         return {k: getattr(self, k) for k in self.__slots__}
@@ -140,6 +142,8 @@ def apply_early(p: Prepared) -> None:
     if p.personality is not None:
         _personality.apply(p.personality)
     if p.caps is not None:
+        _warn_missing(p, "bounding", p.caps["bounding"], _caps.bounding(),
+                      "not in the runtime's bounding set")
         _caps.drop_bounding(p.caps["bounding"], p.last_cap)
 
 
@@ -150,30 +154,50 @@ def apply_user(p: Prepared, user: dict | None = None) -> None:
     _user.apply(*u)
 
 
+def _warn_missing(p: Prepared, what: str, wanted: int, granted: int, why: str) -> None:
+    if wanted & ~granted:
+        p.warnings.append(f"cannot grant {what} capabilities "
+                          f"{', '.join(_caps.names(wanted & ~granted))}: {why}")
+
+
 def apply_caps(p: Prepared) -> None:
-    """capset effective/permitted/inheritable exactly as configured, raise ambient, then
-    no_new_privs if requested."""
+    """capset effective/permitted/inheritable as configured, raise ambient, then no_new_privs.
+
+    runtime-spec: capabilities that cannot be granted are logged as warnings and the runtime
+    SHOULD NOT fail. So each set is intersected with what the kernel will allow right now (the
+    init's permitted set, the bounding set for inheritable, permitted & inheritable for
+    ambient) and whatever is left out is added to p.warnings, which the init must relay to the
+    runtime's log. runc 1.1.5 fails with "unable to apply caps: operation not permitted"
+    instead (e.g. CAP_SYS_RESOURCE on a host whose root lacks it)."""
     if p.caps is not None:
         c = p.caps
-        eff, prm, inh = c["effective"], c["permitted"], c["inheritable"]
-        # A permitted-less effective cap would make capset fail with EPERM; the kernel requires
-        # effective <= permitted, so report it as the config problem it is.
-        if eff & ~prm:
-            raise ConfigError("process.capabilities.effective",
-                              "capabilities %s are effective but not permitted"
-                              % ", ".join(_caps.names(eff & ~prm)), p.source)
+        cur_eff, cur_prm, cur_inh = _caps.capget()
+        cur_bnd = _caps.bounding()
+        prm = c["permitted"] & cur_prm
+        _warn_missing(p, "permitted", c["permitted"], prm, "not held by the runtime")
+        eff = c["effective"] & prm
+        _warn_missing(p, "effective", c["effective"], eff, "not permitted")
+        inh_ok = cur_inh | cur_bnd
+        if not cur_eff >> _caps.CAP_SETPCAP & 1:
+            inh_ok &= cur_inh | cur_prm
+        inh = c["inheritable"] & inh_ok
+        _warn_missing(p, "inheritable", c["inheritable"], inh, "not in the bounding set")
+        amb = c["ambient"] & prm & inh
+        _warn_missing(p, "ambient", c["ambient"], amb, "ambient capabilities must also be "
+                      "permitted and inheritable")
+        p._granted = (eff, prm, inh)
         bit = 1 << _caps.CAP_SYS_ADMIN
         p._keep_admin = False
-        if p.seccomp is not None and not p.no_new_privs and not prm & bit:
-            cur_eff, cur_prm, _ = _caps.capget()
-            if cur_prm & bit:
-                p._keep_admin = True
-                eff, prm = eff | bit, prm | bit
+        if p.seccomp is not None and not p.no_new_privs and not prm & bit and cur_prm & bit:
+            # seccomp(2) without no_new_privs needs CAP_SYS_ADMIN: keep it until the filter is
+            # loaded (it is already out of the bounding set, so it cannot survive execve).
+            p._keep_admin = True
+            eff, prm = eff | bit, prm | bit
         try:
             _caps.capset(eff, prm, inh)
         except OSError as e:
             raise SetupError(f"setting capabilities: {e.strerror}") from None
-        _caps.set_ambient(c["ambient"], p.last_cap)
+        _caps.set_ambient(amb, p.last_cap)
     if p.no_new_privs:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
 
@@ -184,9 +208,8 @@ def apply_seccomp(p: Prepared) -> int | None:
         return None
     fd = _seccomp.load(p.seccomp)
     if p._keep_admin:
-        c = p.caps
         try:
-            _caps.capset(c["effective"], c["permitted"], c["inheritable"])
+            _caps.capset(*p._granted)
         except OSError as e:
             if fd is not None:
                 os.close(fd)

@@ -107,14 +107,14 @@ def run(process, linux=None, argv=None, *, child_fn=None, on_listener=None, time
             os.dup2(out_w, 1)
             os.dup2(err_w, 2)
             p = security.prepare(process, linux or {})
-            for w in p.warnings:
-                os.write(2, f"WARNING: {w}\n".encode())
             if "early" in steps:
                 security.apply_early(p)
             if "user" in steps:
                 security.apply_user(p, process.get("user"))
             if "caps" in steps:
                 security.apply_caps(p)
+            for w in p.warnings:     # the init relays these to the runtime's log
+                os.write(2, f"WARNING: {w}\n".encode())
             fd = None
             if "seccomp" in steps:
                 fd = security.apply_seccomp(p)
