@@ -100,6 +100,7 @@ def registry(session_dir: Path, images: TestImages):
         reg.push("test/busybox", "latest", images.busybox)
         reg.push("test/app", "latest", images.app)
         reg.push("test/multi", "latest", images.multi)
+        reg.push("test/gzip", "latest", images.gzip_only)
         yield reg
     finally:
         reg.stop()
