@@ -99,6 +99,8 @@ class Plan:
         self.joined_ns = joined_ns
         self.terminal = terminal
         self.rt = Runtime()
+        # The mount namespace plan() ran in: prepare() refuses to touch that one.
+        self.host_mntns = _mntns()
 
     @property
     def cgroupns(self) -> bool:
@@ -114,7 +116,9 @@ def build(config: dict, rootfs: str, bundle: str) -> Plan:
     linux = config.get("linux") or {}
     root = config.get("root") or {}
     bundle = os.path.abspath(bundle)
-    rootfs = os.path.abspath(os.path.join(bundle, rootfs))
+    # Canonical, because every fd we later resolve is checked against this prefix; resolving
+    # it on the host is fine: the bundle path is the caller's, not the image's.
+    rootfs = os.path.realpath(os.path.join(bundle, rootfs))
     try:
         st = os.stat(rootfs)
     except OSError as e:
@@ -155,6 +159,13 @@ def _namespaces(linux: dict) -> tuple[frozenset[str], frozenset[str]]:
         t = ns.get("type")
         (joined if ns.get("path") else new).add(t)
     return frozenset(new), frozenset(joined)
+
+
+def _mntns() -> int:
+    try:
+        return os.stat("/proc/self/ns/mnt").st_ino
+    except OSError:
+        return 0
 
 
 def _in_userns() -> bool:

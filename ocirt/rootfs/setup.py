@@ -28,6 +28,8 @@ def plan(config: dict, rootfs: str, bundle: str) -> Plan:
 def prepare(plan: Plan) -> None:
     """In the new mount namespace, before pivot: isolate from the host, bind the rootfs, do
     the config mounts in order, create /dev."""
+    if plan.host_mntns and _plan._mntns() == plan.host_mntns:
+        raise SetupError("rootfs setup must run in a new mount namespace, not the runtime's")
     try:
         procfs.root_fd()  # taken before any container mount exists
         propagation.isolate_host(plan)
