@@ -64,12 +64,13 @@ def last_cap() -> int:
 
 
 def parse(caps: object, *, jpath: str = "process.capabilities", source: str = "config.json",
-          kernel_last: int | None = None, warnings: list[str] | None = None) -> dict[str, int] | None:
-    """Turn the capabilities object into {set: bitmask}. None if `caps` is absent (keep as is).
+          kernel_last: int | None = None, warnings: list[str] | None = None) -> dict[str, int]:
+    """Turn the capabilities object into {set: bitmask}.
 
-    Absent sets are empty sets (runc: a missing list means no capabilities in that set)."""
+    Absent sets are empty sets, and an absent object means no capabilities at all: runc does
+    the same (a config without `capabilities` runs with every set empty), the safe reading."""
     if caps is None:
-        return None
+        caps = {}
     if not isinstance(caps, dict):
         raise ConfigError(jpath, "must be an object", source)
     last = last_cap() if kernel_last is None else kernel_last
@@ -109,7 +110,7 @@ def capget() -> tuple[int, int, int]:
     data = (_Data * 2)()
     if _libc.capget(ctypes.byref(hdr), data) != 0:
         e = ctypes.get_errno()
-        raise OSError(e, "capget: " + os.strerror(e))
+        raise OSError(e, os.strerror(e))
     eff = data[0].effective | data[1].effective << 32
     prm = data[0].permitted | data[1].permitted << 32
     inh = data[0].inheritable | data[1].inheritable << 32
@@ -126,7 +127,7 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         data[i].inheritable = inheritable >> sh & 0xFFFFFFFF
     if _libc.capset(ctypes.byref(hdr), data) != 0:
         e = ctypes.get_errno()
-        raise OSError(e, "capset: " + os.strerror(e))
+        raise OSError(e, os.strerror(e))
 
 
 def drop_bounding(keep: int, last: int) -> None:

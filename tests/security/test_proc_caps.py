@@ -88,9 +88,10 @@ def test_caps_not_held_by_runtime_warn_and_rest_is_granted():
         assert r.cap(f) == mask(["CAP_KILL", "CAP_CHOWN"]), f
 
 
-def test_caps_absent_object_leaves_caps_unchanged():
+def test_caps_absent_object_drops_every_capability_like_runc():
     r = _ok(run({}))
-    assert r.cap("CapBnd") == capsmod.bounding()
+    for f in ("CapBnd", "CapEff", "CapPrm", "CapInh", "CapAmb"):
+        assert r.cap(f) == 0, f
 
 
 def test_caps_empty_sets_drop_everything():

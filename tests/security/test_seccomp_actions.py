@@ -61,7 +61,8 @@ def test_seccomp_default_errno_ret_applies_to_unlisted_syscalls(tmp_path):
     # Allow what the interpreter needs to report and exit; rmdir falls to the default.
     basics = ["write", "close", "exit_group", "exit", "brk", "mmap", "munmap", "mremap",
               "madvise", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "futex", "getpid",
-              "gettid", "newfstatat", "fstat", "lseek", "read", "ioctl", "getrandom"]
+              "gettid", "newfstatat", "fstat", "lseek", "read", "ioctl", "getrandom",
+              "capset"]   # capset: the deferred CAP_SYS_ADMIN drop right after loading
     prof = {"seccomp": {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38,
                         "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
                                       "errnoRet": 42},

@@ -24,8 +24,8 @@ def test_caps_absent_sets_are_empty():
                  "ambient": 0}
 
 
-def test_caps_absent_object_means_unchanged():
-    assert caps.parse(None) is None
+def test_caps_absent_object_means_no_capabilities_like_runc():
+    assert caps.parse(None) == {s: 0 for s in caps.SETS}
 
 
 def test_caps_unknown_name_is_config_error_with_json_path():
