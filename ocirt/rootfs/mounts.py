@@ -74,6 +74,8 @@ def mount_one(plan: Plan, m: Mount) -> None:
             attach.set_propagation(mnt, m.opts.propagation)
         except OSError as e:
             raise _error(m, e) from None
+        except SecurityError as e:
+            raise SecurityError(f"{m.where}: {e.message}") from None
     finally:
         for fd in (src_fd, target, mnt):
             if fd >= 0:
@@ -85,10 +87,10 @@ def _check_proc(inner: str, m: Mount, src_fd: int) -> None:
     /foo -> /proc/self is resolved by now)."""
     err = proc_rule(inner, m)
     if err:
-        raise SecurityError(f"{m.where}: {err}")
+        raise SecurityError(err)
     if inner == "/proc" and m.kind == "bind":
         if sc.fstatfs_type(src_fd) != sc.PROC_SUPER_MAGIC:
-            raise SecurityError(f'{m.where}: "/proc" cannot be mounted because its source '
+            raise SecurityError(f'"/proc" cannot be mounted because its source '
                                 f"{m.source!r} is not of type proc")
 
 
