@@ -135,7 +135,7 @@ def open_proc_file(relpath: str, flags: int, mode: int = 0) -> int:
 def read_file(relpath: str) -> bytes:
     fd = open_proc_file(relpath, os.O_RDONLY)
     try:
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             b = os.read(fd, 65536)
             if not b:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 
@@ -49,11 +48,3 @@ def ordinary_directory(root_fd: int, dest: str, fstype: str) -> tuple[int, bool]
     finally:
         os.close(parent)
 
-
-def is_dir(fd: int) -> bool:
-    try:
-        return stat.S_ISDIR(os.fstat(fd).st_mode)
-    except OSError as e:
-        if e.errno == errno.EBADF:
-            return False
-        raise

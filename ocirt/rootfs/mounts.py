@@ -37,7 +37,7 @@ def mount_one(plan: Plan, m: Mount) -> None:
     mnt = -1
     try:
         try:
-            if m.kind == "bind":
+            if m.kind == "bind" and m.source:
                 # The source is the config author's host path, resolved on the host on
                 # purpose; we hold it by fd from here on.
                 src_fd = os.open(m.source, os.O_PATH | os.O_CLOEXEC)
