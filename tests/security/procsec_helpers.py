@@ -84,8 +84,17 @@ def _read_all(fds, timeout=20.0):
     return bufs
 
 
+class _NoImports:
+    """After prepare() the init may be past pivot_root: nothing can be imported any more.
+    Installed in the child, it turns any import into an error so the tests prove the apply_*
+    steps need none."""
+
+    def find_spec(self, name, path=None, target=None):
+        raise ImportError(f"import of {name!r} after prepare()")
+
+
 def run(process, linux=None, argv=None, *, child_fn=None, on_listener=None, timeout=20.0,
-        steps=("early", "user", "caps", "seccomp")):
+        steps=("early", "user", "caps", "seccomp"), block_imports=True):
     """Fork; in the child: prepare -> apply_early -> apply_user -> apply_caps -> apply_seccomp,
     then execv(argv) (default: cat /proc/self/status) or call child_fn() and exit with its
     return value. If the profile has a listener, the child passes the fd to the parent over a
@@ -107,6 +116,8 @@ def run(process, linux=None, argv=None, *, child_fn=None, on_listener=None, time
             os.dup2(out_w, 1)
             os.dup2(err_w, 2)
             p = security.prepare(process, linux or {})
+            if block_imports:
+                sys.meta_path.insert(0, _NoImports())
             if "early" in steps:
                 security.apply_early(p)
             if "user" in steps:

@@ -171,3 +171,32 @@ def test_proc_fs_magic_distinguishes_tmpfs_from_proc(tmp_path):
         assert _procfs.fs_magic(fd) != sc.PROC_SUPER_MAGIC
     finally:
         os.close(fd)
+
+
+def test_proc_apply_steps_import_nothing_after_prepare():
+    # Everything at once, with imports blocked after prepare() (as after pivot_root).
+    names = ["CAP_KILL", "CAP_CHOWN"]
+    proc = {"user": {"uid": 1000, "gid": 1000, "additionalGids": [5], "umask": 0o077},
+            "capabilities": {s: names for s in ("bounding", "effective", "permitted",
+                                                 "inheritable", "ambient")},
+            "rlimits": [{"type": "RLIMIT_CORE", "soft": 0, "hard": 0}],
+            "oomScoreAdj": 1000, "ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 4},
+            "scheduler": {"policy": "SCHED_BATCH", "nice": 1}}
+    linux = {"personality": {"domain": "LINUX"},
+             "seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_LOG"],
+                         "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}}
+    r = run(proc, linux, block_imports=True)
+    assert r.exitcode == 0, r
+    assert r.status_field("Seccomp") == "2"
+
+
+def test_proc_import_blocker_in_helper_really_blocks():
+    def fn():
+        import decimal  # noqa: F401  (not imported by pytest yet? force a fresh name)
+        return 0
+    import sys
+    sys.modules.pop("decimal", None)
+    sys.modules.pop("_decimal", None)
+    sys.modules.pop("_pydecimal", None)
+    r = run({}, child_fn=fn, block_imports=True)
+    assert r.exitcode == 121 and "after prepare" in r.err
