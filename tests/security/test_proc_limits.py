@@ -191,12 +191,12 @@ def test_proc_apply_steps_import_nothing_after_prepare():
 
 
 def test_proc_import_blocker_in_helper_really_blocks():
-    def fn():
-        import decimal  # noqa: F401  (not imported by pytest yet? force a fresh name)
-        return 0
     import sys
-    sys.modules.pop("decimal", None)
-    sys.modules.pop("_decimal", None)
-    sys.modules.pop("_pydecimal", None)
+    if "colorsys" in sys.modules:
+        pytest.skip("colorsys already imported")
+
+    def fn():
+        import colorsys  # noqa: F401
+        return 0
     r = run({}, child_fn=fn, block_imports=True)
     assert r.exitcode == 121 and "after prepare" in r.err
