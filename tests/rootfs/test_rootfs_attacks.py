@@ -17,6 +17,15 @@ from ocirt.linux import syscalls as sc
 from ocirt.rootfs import setup
 
 
+@pytest.fixture(params=["openat2", "walk"])
+def resolver(request, monkeypatch):
+    """Run a test with openat2(RESOLVE_IN_ROOT) and again with the O_NOFOLLOW-walk fallback."""
+    if request.param == "walk":
+        from ocirt.linux import pathrs
+        monkeypatch.setattr(pathrs, "_openat2_works", False)
+    return request.param
+
+
 def inside(bundle, mounts: list[str]) -> bool:
     return all(m == bundle.rootfs or m.startswith(bundle.rootfs + "/") for m in mounts)
 
@@ -27,7 +36,7 @@ def minimal(mounts: list[dict], **linux) -> dict:
                                      {"type": "network"}], **linux}}
 
 
-def test_absolute_symlink_destination_lands_in_rootfs(bundle):
+def test_absolute_symlink_destination_lands_in_rootfs(bundle, resolver):
     os.rmdir(bundle.at("/etc"))
     os.mkdir(bundle.at("/etc"))
     os.symlink("/etc", bundle.at("/mnt"))
@@ -42,7 +51,7 @@ def test_absolute_symlink_destination_lands_in_rootfs(bundle):
     assert sorted(os.listdir("/etc")) == before
 
 
-def test_relative_dotdot_symlink_destination(bundle):
+def test_relative_dotdot_symlink_destination(bundle, resolver):
     host = tempfile.mkdtemp(prefix="ocirt-escape-")
     try:
         os.symlink("../../../../../../../../.." + host, bundle.at("/data"))
@@ -98,7 +107,7 @@ def test_lxcfs_style_bind_below_proc_allowed(bundle):
     assert res.output == "MemTotal: 1 kB\n"
 
 
-def test_symlink_into_proc_refused_at_prepare(bundle):
+def test_symlink_into_proc_refused_at_prepare(bundle, resolver):
     os.symlink("/proc/self", bundle.at("/innocent"))
     cfg = minimal([{"destination": "/proc", "type": "proc", "source": "proc"},
                    {"destination": "/innocent", "type": "tmpfs", "source": "tmpfs"}])
@@ -202,7 +211,7 @@ def _swapper(vol: str) -> int:
     return pid
 
 
-def test_mountpoint_race_never_escapes(bundle):
+def test_mountpoint_race_never_escapes(bundle, resolver):
     """CVE-2021-30465 / CVE-2024-45310: `a` is swapped with a symlink to a host directory
     (renameat2 RENAME_EXCHANGE, as fast as possible) while 100 containers mount at /vol/a/m."""
     host = tempfile.mkdtemp(prefix="ocirt-race-")
