@@ -153,9 +153,9 @@ def run(process, linux=None, argv=None, *, child_fn=None, on_listener=None, time
     try:
         sp_parent.settimeout(timeout)
         try:
-            msg, fds, _, _ = socket.recv_fds(sp_parent, 16, 1)
+            _msg, fds, _, _ = socket.recv_fds(sp_parent, 16, 1)
         except (OSError, socket.timeout):
-            msg, fds = b"", []
+            fds = []
         if fds:
             try:
                 payload = on_listener(fds[0], pid) if on_listener else None

@@ -141,3 +141,24 @@ def test_proc_prepared_is_picklable():
                          {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}})
     q = pickle.loads(pickle.dumps(p))
     assert q.caps == p.caps and q.rlimits == p.rlimits and q.seccomp.bpf == p.seccomp.bpf
+
+
+def test_proc_prepare_accepts_the_good_config_fixtures():
+    import glob
+    import json
+    from ocirt.security import lsm
+    here = os.path.dirname(os.path.abspath(__file__))
+    files = sorted(glob.glob(os.path.join(here, "fixtures", "config", "good", "*.json")))
+    if not files:
+        pytest.skip("no fixtures")
+    for f in files:
+        with open(f) as fh:
+            cfg = json.load(fh)
+        proc = dict(cfg.get("process") or {})
+        # Host-dependent: labels need the LSM (tested in tests/security/test_proc_limits.py).
+        if not lsm.apparmor_enabled():
+            proc.pop("apparmorProfile", None)
+        if not lsm.selinux_enabled():
+            proc.pop("selinuxLabel", None)
+        p = security.prepare(proc, cfg.get("linux") or {})
+        assert p.caps is not None, f
