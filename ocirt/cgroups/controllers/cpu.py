@@ -80,7 +80,11 @@ def _apply_v1(d: str, v: dict, ctx: Ctx) -> None:
         _w(d, "cpu.rt_period_us", v["realtimePeriod"], "realtimePeriod", ctx)
     if v["realtimeRuntime"]:
         _w(d, "cpu.rt_runtime_us", v["realtimeRuntime"], "realtimeRuntime", ctx)
-    if v["shares"]:
+    # idle first: an idle group has no weight of its own (the kernel then reports the
+    # minimum), so shares only mean something once idle is 0, and are skipped when it is 1.
+    if v["idle"] is not None:
+        _w(d, "cpu.idle", v["idle"], "idle", ctx)
+    if v["shares"] and not v["idle"]:
         _w(d, "cpu.shares", v["shares"], "shares", ctx)
         got = fs.read_uint(d, "cpu.shares")
         if got != v["shares"]:
@@ -105,14 +109,11 @@ def _apply_v1(d: str, v: dict, ctx: Ctx) -> None:
             _w(d, "cpu.cfs_period_us", period, "period", ctx)
     if v["burst"] is not None:
         _w(d, "cpu.cfs_burst_us", v["burst"], "burst", ctx)
-    if v["idle"] is not None:
-        _w(d, "cpu.idle", v["idle"], "idle", ctx)
 
 
 def _apply_v2(d: str, v: dict, ctx: Ctx) -> None:
     if v["idle"] is not None:
         _w(d, "cpu.idle", v["idle"], "idle", ctx)
-    # An idle group has no weight of its own; the kernel refuses cpu.weight then.
     if v["shares"] and not v["idle"]:
         _w(d, "cpu.weight", shares_to_weight(v["shares"]), "shares", ctx)
     if v["quota"] or v["period"]:

@@ -1,0 +1,69 @@
+"""pids (with a real fork loop) and blkio."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from ocirt.errors import ConfigError
+
+from cghelpers import read, wait_for
+
+
+def _vda() -> tuple[int, int] | None:
+    with open("/proc/partitions") as f:
+        for line in f.read().splitlines()[2:]:
+            parts = line.split()
+            if len(parts) == 4 and not parts[3].startswith(("loop", "zram", "ram")):
+                return int(parts[0]), int(parts[1])
+    return None
+
+
+def test_pids_limit_stops_fork_loop(make, spawn):
+    m = make()
+    m.create({"pids": {"limit": 5}})
+    assert read(m.paths["pids"], "pids.max") == "5"
+    p = spawn(m, ["sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 100 & done; wait"],
+              stderr=subprocess.PIPE)
+    # pids.events "max N" counts refused forks
+    wait_for(lambda: read(m.paths["pids"], "pids.events") != "max 0", what="a refused fork")
+    assert 0 < len(m.pids()) <= 5
+    p.wait(timeout=30)                      # the shell gives up: "Cannot fork"
+    m.kill_all(9)                           # its sleeps hold the stderr pipe open
+    assert b"fork" in p.stderr.read()
+    m.update({"pids": {"limit": -1}})
+    assert read(m.paths["pids"], "pids.max") == "max"
+    m.update({"pids": {"limit": 0}})                # valid since runtime-spec 1.3.0
+    assert read(m.paths["pids"], "pids.max") == "0"
+    p.kill()
+
+
+def test_blkio_files(make):
+    dev = _vda()
+    if dev is None:
+        pytest.skip("no block device")
+    ma, mi = dev
+    m = make()
+    m.create({"blockIO": {
+        "weight": 300,
+        "throttleReadBpsDevice": [{"major": ma, "minor": mi, "rate": 1048576}],
+        "throttleWriteBpsDevice": [{"major": ma, "minor": mi, "rate": 2097152}],
+        "throttleReadIOPSDevice": [{"major": ma, "minor": mi, "rate": 100}],
+        "throttleWriteIOPSDevice": [{"major": ma, "minor": mi, "rate": 200}]}})
+    d = m.paths["blkio"]
+    assert read(d, "blkio.bfq.weight") == "300"
+    assert read(d, "blkio.throttle.read_bps_device") == f"{ma}:{mi} 1048576"
+    assert read(d, "blkio.throttle.write_bps_device") == f"{ma}:{mi} 2097152"
+    assert read(d, "blkio.throttle.read_iops_device") == f"{ma}:{mi} 100"
+    assert read(d, "blkio.throttle.write_iops_device") == f"{ma}:{mi} 200"
+    m.update({"blockIO": {"weight": 500,
+                          "throttleReadBpsDevice": [{"major": ma, "minor": mi, "rate": 0}]}})
+    assert read(d, "blkio.bfq.weight") == "500"
+    assert read(d, "blkio.throttle.read_bps_device") == ""
+    with pytest.raises(ConfigError) as e:
+        m.update({"blockIO": {"throttleReadBpsDevice": [{"major": 1, "minor": 3, "rate": 5}]}})
+    assert e.value.path == "linux.resources.blockIO.throttleReadBpsDevice[0]"
+    with pytest.raises(ConfigError) as e:
+        m.update({"blockIO": {"leafWeight": 100}})    # CFQ only; gone from this kernel
+    assert e.value.path == "linux.resources.blockIO.leafWeight"
