@@ -117,6 +117,19 @@ class Layout:
         os.makedirs(d, exist_ok=True)
         return os.path.join(d, f"{digest.algorithm}-{digest.hex}.partial")
 
+    @contextlib.contextmanager
+    def ingest_lock(self, digest: Digest) -> Iterator[None]:
+        """Held while one process downloads a blob, so two pulls never share a partial file."""
+        d = os.path.join(self.root, "ingest")
+        os.makedirs(d, exist_ok=True)
+        fd = os.open(os.path.join(d, f"{digest.algorithm}-{digest.hex}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                     0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
     def commit_ingest(self, digest: Digest) -> None:
         path = self.blob_path(digest)
         os.makedirs(os.path.dirname(path), exist_ok=True)

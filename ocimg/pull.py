@@ -81,9 +81,13 @@ def pull(store: Store, ref: Reference, client: RegistryClient, platform: Platfor
             progress.done(d.digest.short, "already exists")
 
     def fetch(desc: Descriptor) -> None:
-        cb = progress.task(desc.digest.short, desc.size)
-        client.fetch_blob(ref, desc, store.layout.ingest_path(desc.digest), cb)
-        store.layout.commit_ingest(desc.digest)
+        with store.layout.ingest_lock(desc.digest):
+            if store.layout.has_blob(desc.digest, desc.size):  # another pull got it meanwhile
+                progress.done(desc.digest.short, "already exists")
+                return
+            cb = progress.task(desc.digest.short, desc.size)
+            client.fetch_blob(ref, desc, store.layout.ingest_path(desc.digest), cb)
+            store.layout.commit_ingest(desc.digest)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = [pool.submit(fetch, d) for d in missing]

@@ -229,6 +229,25 @@ class Store:
                     diff_ids.update(cfg.diff_ids)
         return blobs, diff_ids
 
+    def _clean_ingest(self) -> None:
+        """Drop abandoned partial downloads; ones a running pull holds locked stay."""
+        d = os.path.join(self.root, "ingest")
+        for name in os.listdir(d) if os.path.isdir(d) else ():
+            if not name.endswith(".lock"):
+                continue
+            lock = os.path.join(d, name)
+            fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(lock[: -len(".lock")] + ".partial")
+                os.unlink(lock)
+            finally:
+                os.close(fd)
+
     def gc(self) -> tuple[list[Digest], list[Digest]]:
         """Remove blobs and unpacked layers that no image and no live bundle uses."""
         with self.layout.locked():
@@ -259,5 +278,5 @@ class Store:
                     if d not in diff_ids:
                         shutil.rmtree(path)
                         removed_layers.append(d)
-            shutil.rmtree(os.path.join(self.root, "ingest"), ignore_errors=True)
+            self._clean_ingest()
         return removed_blobs, removed_layers
