@@ -1,0 +1,95 @@
+"""Same resources through runc (when installed) and through ocirt: the cgroup files must read
+the same. runc's own merged device rules (from its state.json) are fed to ocirt, so that the
+devices lists are compared on equal input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from cghelpers import PREFIX, read
+
+RUNC = shutil.which("runc")
+BUSYBOX = shutil.which("busybox")
+MiB = 1 << 20
+
+
+def _dev() -> tuple[int, int] | None:
+    with open("/proc/partitions") as f:
+        for line in f.read().splitlines()[2:]:
+            parts = line.split()
+            if len(parts) == 4 and not parts[3].startswith(("loop", "zram", "ram")):
+                return int(parts[0]), int(parts[1])
+    return None
+
+
+FILES = {
+    "memory": ["memory.limit_in_bytes", "memory.soft_limit_in_bytes",
+               "memory.memsw.limit_in_bytes", "memory.swappiness", "memory.oom_control"],
+    "cpu": ["cpu.shares", "cpu.cfs_quota_us", "cpu.cfs_period_us", "cpu.rt_period_us",
+            "cpu.rt_runtime_us"],
+    "cpuset": ["cpuset.cpus", "cpuset.mems"],
+    "pids": ["pids.max"],
+    "blkio": ["blkio.bfq.weight", "blkio.throttle.read_bps_device",
+              "blkio.throttle.write_iops_device"],
+    "devices": ["devices.list"],
+    "freezer": ["freezer.state"],
+}
+
+
+@pytest.mark.skipif(not RUNC or not BUSYBOX, reason="runc or busybox not installed")
+def test_same_files_as_runc(make, tmp_path):
+    dev = _dev()
+    resources = {
+        "memory": {"limit": 64 * MiB, "reservation": 32 * MiB, "swap": 128 * MiB,
+                   "swappiness": 10},
+        "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
+        "pids": {"limit": 42},
+        "blockIO": {"weight": 300} if dev is None else {
+            "weight": 300,
+            "throttleReadBpsDevice": [{"major": dev[0], "minor": dev[1], "rate": 1048576}],
+            "throttleWriteIOPSDevice": [{"major": dev[0], "minor": dev[1], "rate": 100}]},
+    }
+    bundle = tmp_path / "bundle"
+    (bundle / "rootfs" / "bin").mkdir(parents=True)
+    shutil.copy(BUSYBOX, bundle / "rootfs" / "bin" / "busybox")
+    for a in ("sh", "sleep"):
+        os.symlink("busybox", bundle / "rootfs" / "bin" / a)
+    subprocess.run([RUNC, "spec"], cwd=bundle, check=True)
+    cfg = json.loads((bundle / "config.json").read_text())
+    cfg["process"]["terminal"] = False
+    cfg["process"]["args"] = ["sleep", "100"]
+    cid = f"{PREFIX}-runc"
+    cfg["linux"]["cgroupsPath"] = f"/{PREFIX}-runc/{cid}"
+    cfg["linux"]["resources"].update(resources)
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    root = tmp_path / "root"
+    # The detached container inherits runc's stdio: a file, not a pipe we would wait on.
+    errlog = tmp_path / "runc.err"
+    with open(errlog, "w") as err:
+        r = subprocess.run([RUNC, "--root", str(root), "run", "-d", cid], cwd=bundle,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        assert r.returncode == 0, errlog.read_text()
+        st = json.loads((root / cid / "state.json").read_text())
+        rpaths = st["cgroup_paths"]
+        # runc's internal rules -> OCI rules, in runc's order
+        rules = [{"allow": d["allow"], "type": chr(d["type"]), "major": d["major"],
+                  "minor": d["minor"], "access": d["permissions"]}
+                 for d in st["config"]["cgroups"]["devices"]]
+        m = make("/{prefix}-ours/{id}")
+        m.create(dict(resources, devices=rules))
+        assert set(m.paths) == set(rpaths), "same hierarchies, cgroup2 included"
+        diffs = []
+        for ctrl, names in FILES.items():
+            for name in names:
+                theirs, ours = read(rpaths[ctrl], name), read(m.paths[ctrl], name)
+                if theirs != ours:
+                    diffs.append((ctrl, name, theirs, ours))
+        assert diffs == []
+    finally:
+        subprocess.run([RUNC, "--root", str(root), "delete", "-f", cid], capture_output=True)
