@@ -7,7 +7,6 @@ Read once per process from /proc/self/mountinfo (one small read; no statfs walk)
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 V1, V2, HYBRID = "v1", "v2", "hybrid"
 
@@ -17,20 +16,28 @@ _NOT_CONTROLLERS = frozenset({"rw", "ro", "noprefix", "clone_children", "xattr",
                               "memory_localevents", "memory_recursiveprot"})
 
 
-@dataclass(frozen=True)
 class Hierarchy:
-    mountpoint: str
-    root: str                      # the part of the hierarchy this mount shows (field 4)
-    controllers: frozenset[str]    # v1: subsystems and "name=..."; v2: empty (see Host)
-    version: int
+    # (plain classes here: dataclasses/typing cost ~10 ms of imports on every invocation)
+    __slots__ = ("mountpoint", "root", "controllers", "version")
+
+    def __init__(self, mountpoint: str, root: str, controllers: frozenset[str],
+                 version: int) -> None:
+        self.mountpoint = mountpoint
+        self.root = root                # the part of the hierarchy this mount shows
+        self.controllers = controllers  # v1: subsystems and "name=..."; v2: empty (see Host)
+        self.version = version
+
+    def __repr__(self) -> str:
+        return f"Hierarchy({self.mountpoint!r}, {self.root!r}, v{self.version})"
 
 
-@dataclass
 class Host:
-    mode: str
-    v1: dict[str, Hierarchy] = field(default_factory=dict)   # controller -> hierarchy
-    unified: Hierarchy | None = None
-    _v2_controllers: frozenset[str] | None = None
+    def __init__(self, mode: str, v1: dict[str, Hierarchy] | None = None,
+                 unified: Hierarchy | None = None) -> None:
+        self.mode = mode
+        self.v1 = v1 or {}                      # controller -> hierarchy
+        self.unified = unified
+        self._v2_controllers: frozenset[str] | None = None
 
     @property
     def v2_controllers(self) -> frozenset[str]:

@@ -15,7 +15,6 @@ needs them, keeping `ocirt create` of an unconstrained container free of them.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
 from types import ModuleType
 
 # runc's order: cpuset first (v1 needs cpus/mems before anything joins), devices early
@@ -37,12 +36,12 @@ BY_KEY = {
 }
 
 
-@dataclass
 class Ctx:
-    source: str = "config.json"     # which document the field paths refer to
-    update: bool = False            # `ocirt update` rather than create
-    v2_controllers: frozenset[str] = frozenset()
-    extra: dict = field(default_factory=dict)
+    def __init__(self, source: str = "config.json", update: bool = False,
+                 v2_controllers: frozenset[str] = frozenset()) -> None:
+        self.source = source                # which document the field paths refer to
+        self.update = update                # `ocirt update` rather than create
+        self.v2_controllers = v2_controllers
 
 
 def load(name: str) -> ModuleType:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ocirt.errors import ConfigError
 
 P = "linux.resources"
@@ -11,19 +9,19 @@ U64_MAX = (1 << 64) - 1
 I64_MAX = (1 << 63) - 1
 
 
-def obj(value: Any, path: str, source: str) -> dict:
+def obj(value: object, path: str, source: str) -> dict:
     if not isinstance(value, dict):
         raise ConfigError(path, "must be an object", source)
     return value
 
 
-def arr(value: Any, path: str, source: str) -> list:
+def arr(value: object, path: str, source: str) -> list:
     if not isinstance(value, list):
         raise ConfigError(path, "must be an array", source)
     return value
 
 
-def integer(value: Any, path: str, source: str, lo: int | None = None,
+def integer(value: object, path: str, source: str, lo: int | None = None,
             hi: int | None = None) -> int:
     # bool is an int in Python but never a valid number in the spec.
     if isinstance(value, bool) or not isinstance(value, int):
@@ -35,13 +33,13 @@ def integer(value: Any, path: str, source: str, lo: int | None = None,
     return value
 
 
-def boolean(value: Any, path: str, source: str) -> bool:
+def boolean(value: object, path: str, source: str) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(path, f"must be true or false, got {value!r}", source)
     return value
 
 
-def string(value: Any, path: str, source: str) -> str:
+def string(value: object, path: str, source: str) -> str:
     if not isinstance(value, str):
         raise ConfigError(path, f"must be a string, got {value!r}", source)
     return value
@@ -56,7 +54,7 @@ def get_int(d: dict, key: str, path: str, source: str, lo: int | None = None,
     return integer(v, f"{path}.{key}", source, lo, hi)
 
 
-def cpu_list(value: Any, path: str, source: str) -> str:
+def cpu_list(value: object, path: str, source: str) -> str:
     """The kernel's list format ("0-3,6", "1") used by cpuset.cpus/mems."""
     s = string(value, path, source)
     if s.strip() == "":
