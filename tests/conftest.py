@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -32,8 +33,14 @@ class Runner:
     def __call__(self, *args: str, input: bytes | None = None, timeout: float = 60,
                  global_args: tuple[str, ...] = (), check: bool = False,
                  **kw) -> subprocess.CompletedProcess:
-        p = subprocess.run(self.cmd(*args, global_args=global_args), input=input,
-                           capture_output=True, timeout=timeout, **kw)
+        # Files, not pipes: a created container inherits ocirt's stdio and keeps it open, so
+        # waiting for EOF on a pipe would wait for the container to exit.
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            p = subprocess.run(self.cmd(*args, global_args=global_args), input=input,
+                               stdout=out, stderr=err, timeout=timeout, **kw)
+            out.seek(0)
+            err.seek(0)
+            p.stdout, p.stderr = out.read(), err.read()
         if check and p.returncode != 0:
             raise AssertionError(f"ocirt {' '.join(args)} exited {p.returncode}: "
                                  f"{p.stderr.decode(errors='replace')}")

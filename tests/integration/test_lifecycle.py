@@ -28,8 +28,13 @@ def test_run_exits_with_the_process_status(ocirt, bundle, cid):
 
 
 def test_run_exits_128_plus_signal_when_the_process_is_killed(ocirt, bundle, cid):
-    bundle.sh("kill -9 $$")
-    assert ocirt("run", "--bundle", str(bundle.path), cid).returncode == 128 + 9
+    import subprocess
+    bundle.sh("echo ready; exec sleep 100")
+    proc = subprocess.Popen(ocirt.cmd("run", "--bundle", str(bundle.path), cid),
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout.readline() == b"ready\n"
+    ocirt.ok("kill", cid, "KILL")
+    assert proc.wait(30) == 128 + 9
 
 
 def test_run_passes_stdout_through(ocirt, bundle, cid):
