@@ -91,6 +91,28 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copyfile(src, dst)
 
 
+def _extract_layout(tf: tarfile.TarFile, dest: str) -> None:
+    """An OCI layout holds only directories and regular files: extract exactly those, refusing
+    absolute names and `..` (tarfile's extraction filters are missing before Python 3.11.4)."""
+    for m in tf.getmembers():
+        parts = [p for p in m.name.split("/") if p not in ("", ".")]
+        if m.name.startswith("/") or ".." in parts:
+            raise LayoutError(f"refusing archive member {m.name!r}: outside the layout")
+        if not parts:
+            continue
+        path = os.path.join(dest, *parts)
+        if m.isdir():
+            os.makedirs(path, 0o755, exist_ok=True)
+        elif m.isfile():
+            os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
+            src = tf.extractfile(m)
+            assert src is not None
+            with src, open(path, "xb") as out:
+                shutil.copyfileobj(src, out)
+        else:
+            raise LayoutError(f"refusing archive member {m.name!r}: not a file or directory")
+
+
 def import_(store: Store, src: str, ref_text: str | None = None) -> list[str]:
     """Copy the images of a layout (dir or tar) into the store, verifying every blob."""
     store.init()
@@ -98,8 +120,7 @@ def import_(store: Store, src: str, ref_text: str | None = None) -> list[str]:
         with tempfile.TemporaryDirectory(dir=store.root, prefix=".import-") as tmp:
             try:
                 with tarfile.open(src) as tf:
-                    # The 'data' filter refuses absolute names, `..`, links out and devices.
-                    tf.extractall(tmp, filter="data")
+                    _extract_layout(tf, tmp)
             except (tarfile.TarError, OSError) as e:
                 raise LayoutError(f"{src} is not a readable tar archive of an OCI layout: {e}") from None
             return _import_dir(store, tmp, ref_text)

@@ -15,12 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from ocirt_testlib import unique_id  # noqa: F401  (re-exported for fixtures)
+
 REPO = Path(__file__).resolve().parent.parent
 OCIRT = os.environ.get("OCIRT_BIN", str(REPO / "hack" / "ocirt"))
-
-
-def unique_id(prefix: str = "t") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
 class Runner:
@@ -54,7 +52,7 @@ class Runner:
 
     def ids(self) -> list[str]:
         try:
-            return [n for n in os.listdir(self.root) if not n.startswith(".")]
+            return [n for n in os.listdir(self.root) if not n.startswith((".", "~"))]
         except FileNotFoundError:
             return []
 
@@ -127,34 +125,6 @@ def ocirt(tmp_path_factory) -> Runner:
 @pytest.fixture
 def cid() -> str:
     return unique_id()
-
-
-def host_mounts() -> list[str]:
-    with open("/proc/self/mountinfo") as f:
-        return [line.split(" - ")[0].split()[4] for line in f]
-
-
-def cgroup_dirs_named(name: str) -> list[str]:
-    found = []
-    for top in Path("/sys/fs/cgroup").iterdir():
-        if not top.is_dir():
-            continue
-        for dirpath, dirnames, _ in os.walk(top):
-            if os.path.basename(dirpath) == name:
-                found.append(dirpath)
-    return found
-
-
-def pids_with_cmdline(marker: str) -> list[int]:
-    out = []
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                if marker.encode() in Path(f"/proc/{p}/cmdline").read_bytes():
-                    out.append(int(p))
-            except OSError:
-                pass
-    return out
 
 
 sys.path.insert(0, str(REPO))

@@ -174,8 +174,13 @@ def _setup(launch: Launch, sync: Sync) -> None:
     env = _environment(process, launch.extra_env)
     path = lookup_executable(process["args"][0], env.get("PATH"))
     security.apply_caps(prep)
+    listener = None
+    if prep.seccomp is not None and prep.seccomp.notify:
+        # The agent's socket is on the host: the filter is loaded now, while we can still hand
+        # its listener fd to the runtime (runc does the same).
+        listener = security.apply_seccomp(prep)
 
-    _announce_and_wait(launch, sync, prep)
+    _announce_and_wait(launch, sync, prep, listener)
 
     if hooks.has(config, "startContainer"):
         try:
@@ -186,7 +191,8 @@ def _setup(launch: Launch, sync: Sync) -> None:
             _release_answer(b"E" + e.message.encode())
             os._exit(1)
     _release_answer(b"0")
-    security.apply_seccomp(prep)
+    if listener is None:
+        security.apply_seccomp(prep)
     try:
         os.execve(path, process["args"], env)
     except OSError as e:
@@ -197,15 +203,21 @@ def _setup(launch: Launch, sync: Sync) -> None:
 _fifo_write_fd: int | None = None
 
 
-def _announce_and_wait(launch: Launch, sync: Sync, prep: object) -> None:
+def _announce_and_wait(launch: Launch, sync: Sync, prep: object,
+                       listener: int | None = None) -> None:
     """Report "created", then block until `start` opens the exec FIFO."""
     global _fifo_write_fd
     keep = {0, 1, 2, launch.fifo_fd, sync.fileno()}
     keep.update(range(3, 3 + launch.preserve_fds))
+    if listener is not None:
+        keep.add(listener)
     close_fds_except(keep)
     for fd in range(3, 3 + launch.preserve_fds):
         os.set_inheritable(fd, True)
-    sync.send("created")
+    warnings = list(getattr(prep, "warnings", None) or [])
+    sync.send("created", fds=[listener] if listener is not None else [], warnings=warnings)
+    if listener is not None:
+        os.close(listener)
     sync.close()
     # The O_PATH handle was opened on the host before pivot_root; reopening it through
     # /proc/self/fd gives a real FIFO end without any path into the host filesystem.

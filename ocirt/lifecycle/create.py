@@ -132,10 +132,17 @@ def create(store: Store, cid: str, opts: Options) -> Created:
         rootfs_path = os.path.join(bundle, rootfs_path)
     plan = rootfs_setup.plan(config, rootfs_path, bundle)
     process = config.get("process")
+    from ocirt.config.semantic import config_warnings
+    for w in config_warnings(config):
+        logger.warning(w)
     prep = None
     if process:
         from ocirt.process import security
-        prep = security.prepare(process, linux)
+        store.ensure_root()
+        prep = security.prepare(process, linux, seccomp_cache=store.seccomp_cache)
+        for w in prep.warnings:
+            logger.warning(w)
+        del prep.warnings[:]
         if process.get("terminal") and not (opts.console_socket or opts.console_conn):
             raise SetupError("cannot allocate tty if ocirt will detach without setting console socket")
     if opts.console_socket and not (process and process.get("terminal")):
@@ -250,9 +257,10 @@ def _drive(cid: str, bundle: str, config: dict, sync: Sync, pid1: int, new_ns: s
     init_pid = 0
     while True:
         msg, fds = sync.recv()
-        for fd in fds:
-            os.close(fd)
         kind = msg["type"]
+        if kind != "created":
+            for fd in fds:
+                os.close(fd)
         if kind == "pid":
             init_pid = msg["pid"]
             undo.pids.append(init_pid)
@@ -267,12 +275,33 @@ def _drive(cid: str, bundle: str, config: dict, sync: Sync, pid1: int, new_ns: s
             sync.send("hooks-done")
         elif kind == "created":
             init_pid = init_pid or _await_pid(sync, undo, pid1)
+            for w in msg.get("warnings") or []:
+                logger.warning(w)
+            if fds:
+                _send_seccomp_listener(config, fds, cid, init_pid, bundle)
             start = machine.start_time(init_pid)
             if start is None:
                 raise SetupError("container init exited during setup")
             return init_pid, start
         elif kind == "error":
             raise SetupError(f"unable to start container process: {msg.get('message')}")
+
+
+def _send_seccomp_listener(config: dict, fds: list[int], cid: str, pid: int,
+                           bundle: str) -> None:
+    """Hand the seccomp notify fd to the agent at linux.seccomp.listenerPath."""
+    from ocirt.process import security
+    seccomp = (config.get("linux") or {}).get("seccomp") or {}
+    try:
+        state = hooks.oci_state(cid, "creating", pid, bundle, config.get("annotations"))
+        security.send_listener(seccomp["listenerPath"], seccomp.get("listenerMetadata", ""),
+                               fds[0], state)
+    except OSError as e:
+        raise SetupError(f"failed to send seccomp listener fd to {seccomp.get('listenerPath')}: "
+                         f"{e.strerror or e}") from None
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def _await_pid(sync: Sync, undo: Undo, pid1: int) -> int:

@@ -42,7 +42,12 @@ def execute(store: Store, cid: str, opts: ExecOptions) -> int:
         raise StateError("cannot exec in a paused container (use --ignore-paused to override)")
     process = opts.process
     from ocirt.process import security
-    prep = security.prepare(process, c.config.get("linux") or {}, source="process")
+    prep = security.prepare(process, c.config.get("linux") or {}, source="process",
+                            seccomp_cache=store.seccomp_cache)
+    from ocirt.log import logger
+    for w in prep.warnings:
+        logger.warning(w)
+    del prep.warnings[:]
     terminal = bool(process.get("terminal"))
     if terminal and opts.detach and not opts.console_socket:
         raise StateError("cannot allocate tty if ocirt will detach without setting console socket")

@@ -46,6 +46,11 @@ class Store:
                 return
         os.chmod(self.root, 0o700)
 
+    @property
+    def seccomp_cache(self) -> str:
+        # '~' cannot appear in a container id, so the cache never collides with a container.
+        return os.path.join(self.root, "~seccomp")
+
     def dir(self, cid: str) -> str:
         validate_id(cid)
         return os.path.join(self.root, cid)

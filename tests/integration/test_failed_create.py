@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import cgroup_dirs_named, host_mounts, pids_with_cmdline
+from ocirt_testlib import cgroup_dirs_named, host_mounts, pids_with_cmdline
 
 
 def break_mount_source(b):

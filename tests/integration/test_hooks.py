@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cgroup_dirs_named
+from ocirt_testlib import cgroup_dirs_named
 
 
 def recorder(tmp_path: Path, name: str) -> dict:

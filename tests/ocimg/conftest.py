@@ -20,26 +20,12 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import ocimgtest_images as ti  # noqa: E402
 import ocimgtest_registry as tr  # noqa: E402
+from ocimgtest_support import (PASSWORD, REPO, USER, mounts_under,  # noqa: E402,F401
+                               skopeo_push, unmount_all_under)
 
-REPO = Path(__file__).resolve().parents[2]
 
 if os.geteuid() != 0:
     pytest.skip("ocimg tests need root (overlay mounts, device nodes, runc)", allow_module_level=True)
-
-
-def mounts_under(path: str) -> list[str]:
-    out = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            mp = line.split()[4].replace("\\040", " ")
-            if mp == path or mp.startswith(path.rstrip("/") + "/"):
-                out.append(mp)
-    return out
-
-
-def unmount_all_under(path: str) -> None:
-    for mp in sorted(mounts_under(path), key=len, reverse=True):
-        subprocess.run(["umount", "-l", mp], check=False, capture_output=True)
 
 
 @pytest.fixture
@@ -116,7 +102,6 @@ def fresh_registry(tmp: Path):
         reg.stop()
 
 
-USER, PASSWORD = "tester", "s3cret-pw"
 
 
 @pytest.fixture(scope="session")
@@ -151,14 +136,6 @@ def token_registry(session_dir: Path, images: TestImages):
             reg.stop()
     finally:
         tokens.stop()
-
-
-def skopeo_push(session_dir: Path, img: ti.Image, host: str, dest: str, flags: list[str],
-                extra: tuple[str, ...] = ()) -> None:
-    layout = tempfile.mkdtemp(dir=session_dir, prefix="layout-")
-    ti.write_layout(layout, {"img": img})
-    subprocess.run(["skopeo", "copy", "--quiet", *extra, *flags, f"oci:{layout}:img", f"docker://{host}/{dest}"],
-                   check=True, capture_output=True, timeout=120)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import base64
 import json
 from pathlib import Path
 
-from conftest import PASSWORD, USER
+from ocimgtest_support import PASSWORD, USER
 
 
 def auth_json(path: Path, host: str, user: str = USER, password: str = PASSWORD) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, mounts_under
+from ocimgtest_support import REPO, mounts_under
 from test_ocimg_unpack import tree
 
 SPECS = REPO / "specs"

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import ocimgtest_images as ti
-from conftest import skopeo_push
+from ocimgtest_support import skopeo_push
 from ocimg.config import Config
 from ocimg.manifest import Platform
 from ocimg.pull import make_client, pull
