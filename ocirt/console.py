@@ -21,6 +21,9 @@ from ocirt.errors import SetupError
 from ocirt.linux import syscalls as sc
 
 TIOCGPTPEER = 0x5441
+# Not in Python's termios module.
+TIOCSPTLCK = 0x40045431
+TIOCGPTN = 0x80045430
 
 
 def open_pty(size: dict | None) -> tuple[int, int, str]:
@@ -33,8 +36,8 @@ def open_pty(size: dict | None) -> tuple[int, int, str]:
         if (sc.fstatfs_type(ptmx) != sc.DEVPTS_SUPER_MAGIC or st.st_ino != 2
                 or os.major(st.st_rdev) != 5 or os.minor(st.st_rdev) != 2):
             raise SetupError("/dev/pts/ptmx is not the ptmx of a devpts instance")
-        fcntl.ioctl(ptmx, termios.TIOCSPTLCK, struct.pack("i", 0))
-        n = struct.unpack("I", fcntl.ioctl(ptmx, termios.TIOCGPTN, struct.pack("I", 0)))[0]
+        fcntl.ioctl(ptmx, TIOCSPTLCK, struct.pack("i", 0))
+        n = struct.unpack("I", fcntl.ioctl(ptmx, TIOCGPTN, struct.pack("I", 0)))[0]
         slave = fcntl.ioctl(ptmx, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
     except BaseException:
         os.close(ptmx)

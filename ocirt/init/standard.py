@@ -156,15 +156,16 @@ def _setup(launch: Launch, sync: Sync) -> None:
 
     rootfs.apply_sysctl(launch.rootfs_plan)
     rootfs.pivot(launch.rootfs_plan, launch.no_pivot)
+    if process and process.get("terminal"):
+        # As runc: after pivot_root (the container's devpts) and before finalize may make
+        # /dev read-only, since the peer is bound onto /dev/console.
+        _setup_console(launch, rootfs)
     rootfs.finalize(launch.rootfs_plan)
 
     if not process:
         # A container without a process can be created but never started (runtime.md).
         _announce_and_wait(launch, sync, None)
         os._exit(0)
-
-    if process.get("terminal"):
-        _setup_console(launch)
 
     from ocirt.process import security
     prep = launch.security
@@ -304,8 +305,16 @@ def lookup_executable(name: str, path_env: str | None) -> str:
     raise SetupError(f'exec: "{name}": executable file not found in $PATH')
 
 
-def _setup_console(launch: Launch) -> None:
+def _setup_console(launch: Launch, rootfs) -> None:
+    """The pty of the container's devpts (rootfs.console verifies it and binds its peer onto
+    /dev/console): the master goes to the console socket, the peer becomes our stdio."""
     if launch.console_fd is None:
         raise SetupError("cannot allocate tty if ocirt will detach without setting console socket")
     fd, launch.console_fd = launch.console_fd, None
-    console.attach(fd, launch.config["process"].get("consoleSize"))
+    master, peer, name = rootfs.console(launch.rootfs_plan,
+                                        launch.config["process"].get("consoleSize"))
+    try:
+        console.send_master(fd, master, name)
+    finally:
+        os.close(master)
+    console.become_tty(peer)
