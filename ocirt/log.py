@@ -51,6 +51,12 @@ class Logger:
         self.path = path or None
         self.format = fmt
         self.debug_enabled = debug
+        if self.path is not None:
+            # Opened at once, as runc does: a manager may read the file after any call.
+            try:
+                self._open()
+            except OSError:
+                pass
 
     def _line(self, level: str, msg: str) -> str:
         if self.format == "json":
@@ -63,10 +69,13 @@ class Logger:
             sys.stderr.write(data)
             sys.stderr.flush()
             return
+        os.write(self._open(), data.encode("utf-8", "replace"))
+
+    def _open(self) -> int:
         if self._fd is None:
             self._fd = os.open(self.path, os.O_CREAT | os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC,
                                0o644)
-        os.write(self._fd, data.encode("utf-8", "replace"))
+        return self._fd
 
     def log(self, level: str, msg: str) -> None:
         if level == "debug" and not self.debug_enabled:

@@ -133,6 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         logger.fatal(_os_message(e))
         return 1
+    except Exception as e:  # noqa: BLE001 - a bug, but managers still need their one error line
+        if g["debug"]:
+            import traceback
+            traceback.print_exc()
+        logger.fatal(f"internal error: {type(e).__name__}: {e}")
+        return 1
 
 
 def _os_message(e: OSError) -> str:
