@@ -122,6 +122,11 @@ def create(store: Store, cid: str, opts: Options) -> Created:
     validate_id(cid)
     from ocirt.config.load import load_bundle
     bundle, config = load_bundle(opts.bundle)
+    notify = False
+    if os.environ.get("NOTIFY_SOCKET"):
+        from ocirt import notify_socket
+        notify_socket.setup_spec(config, store.dir(cid))
+        notify = True
 
     # Everything that can be checked without side effects is checked here, so a bad config
     # fails before anything exists.
@@ -161,6 +166,8 @@ def create(store: Store, cid: str, opts: Options) -> Created:
     console_sock = None
     try:
         undo.state_dir = store.create_dir(cid)
+        if notify:
+            notify_socket.make_dir(undo.state_dir)
         with store.lock(cid):
             fifo = os.path.join(undo.state_dir, FIFO_NAME)
             os.mkfifo(fifo, 0o622)

@@ -25,17 +25,31 @@ def start(store: Store, cid: str) -> Container:
             raise StateError(f"cannot start an already running container")
         if not c.config.get("process"):
             raise StateError("cannot start a container without a process (config.json: process is not set)")
-        release(c)
+        notify = None
+        if os.environ.get("NOTIFY_SOCKET"):
+            from ocirt.notify_socket import Forwarder
+            notify = Forwarder.for_container(c.dir)
+        try:
+            release(c)
+        except BaseException:
+            if notify is not None:
+                notify.close()
+            raise
     try:
         hooks.run("poststart", (c.config.get("hooks") or {}).get("poststart"),
                   c.hook_state(machine.RUNNING))
     except SetupError:
+        if notify is not None:
+            notify.close()
         # Since runtime-spec 1.3.0 a failed poststart hook is an error: stop the container.
         try:
             os.kill(c.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         raise
+    if notify is not None:
+        # As runc: start returns once the container reported READY= (or exited).
+        notify.forward(c.pid)
     return c
 
 
