@@ -34,7 +34,29 @@ def runtimes() -> dict[str, str]:
     ocirt = "/usr/local/bin/ocirt"
     if not os.path.exists(ocirt):
         ocirt = str(REPO / "hack" / "ocirt")
-    return {"ocirt": ocirt, "runc": shutil.which("runc") or "/usr/sbin/runc"}
+    found = {"ocirt": ocirt, "runc": shutil.which("runc") or "/usr/sbin/runc"}
+    trace = os.environ.get("OCIRT_CLIENTS_TRACE")
+    if trace:
+        return {name: _tracer(trace, name, path) for name, path in found.items()}
+    return found
+
+
+def _tracer(trace_dir: str, name: str, binary: str) -> str:
+    """Debugging aid (OCIRT_CLIENTS_TRACE=DIR): a wrapper with the runtime's basename that
+    appends each command line, cwd, selected environment and exit status to DIR/NAME.log."""
+    d = os.path.join(trace_dir, name)
+    os.makedirs(d, exist_ok=True)
+    wrapper = os.path.join(d, name)
+    log = os.path.join(trace_dir, f"{name}.log")
+    Path(wrapper).write_text(f"""#!/bin/bash
+echo "[$$] cwd=$PWD NOTIFY_SOCKET=${{NOTIFY_SOCKET-}} LISTEN_FDS=${{LISTEN_FDS-}} $0 $*" >> {log}
+{binary} "$@"
+rc=$?
+echo "[$$] exit $rc" >> {log}
+exit $rc
+""")
+    os.chmod(wrapper, 0o755)
+    return wrapper
 
 
 # --- the image ----------------------------------------------------------------------------
@@ -345,7 +367,7 @@ class Containerd:
                     self.proc.kill()
                     self.proc.wait()
         # Shims outlive the daemon by design; ours name our socket on their command line.
-        kill_pids_mentioning(self.address)
+        kill_pids_mentioning(self.base)
         remove_tree(self.base)
 
 

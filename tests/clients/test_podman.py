@@ -87,12 +87,21 @@ def test_stop_with_sigterm(podman):
         podman("rm", "-f", "-t", "0", n)
 
 
-def test_run_tty(podman):
+def test_run_and_exec_with_tty(podman):
     p = in_pty(podman.cmd("run", "--rm", "-t", *PODMAN_RUN_ARGS, IMAGE, "sh", "-c",
                           "tty; test -t 0 && test -t 1 && echo is-a-tty; exit 5"))
     assert p.returncode == 5, p.stdout + p.stderr
     assert "/dev/pts/0" in p.stdout
     assert "is-a-tty" in p.stdout
+
+    n = name()
+    podman.ok("run", "-d", "--name", n, *PODMAN_RUN_ARGS, IMAGE, "sleep", "100")
+    try:
+        p = in_pty(podman.cmd("exec", "-t", n, "sh", "-c", "tty; exit 6"))
+        assert p.returncode == 6, p.stdout + p.stderr
+        assert "/dev/pts/" in p.stdout
+    finally:
+        podman("rm", "-f", "-t", "0", n)
 
 
 def test_memory_and_pids_limits_seen_inside(podman):
