@@ -229,6 +229,10 @@ def proc_rule(dest: str, m: Mount) -> str | None:
     return None
 
 
+_S_IFMT = 0o170000
+_S_IFTYPE = {"c": 0o020000, "b": 0o060000, "p": 0o010000}
+
+
 def _devices(devs: list[dict]) -> list[Device]:
     out: list[Device] = []
     seen: set[str] = set()
@@ -248,8 +252,13 @@ def _devices(devs: list[dict]) -> list[Device]:
             raise ConfigError(where, "major and minor are required for c, b and u devices")
         mode = d.get("fileMode")
         mode = 0o666 if mode is None else int(mode)
-        if mode & ~0o7777:
-            raise ConfigError(f"{where}.fileMode", "fileMode must only hold permission bits")
+        # Managers (podman) send Go's mode with the file type bits: they may name the type of
+        # the device, nothing else.
+        if mode & ~(_S_IFMT | 0o7777) or mode & _S_IFMT not in (0, _S_IFTYPE[kind]):
+            raise ConfigError(f"{where}.fileMode",
+                              f"fileMode {mode:#o} holds more than the device's permission bits "
+                              "and file type")
+        mode &= 0o7777
         out.append(Device(path, kind, int(major), int(minor), mode, int(d.get("uid") or 0),
                           int(d.get("gid") or 0)))
         seen.add(path)

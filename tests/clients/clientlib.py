@@ -167,6 +167,20 @@ def kill_pids_mentioning(text: str) -> None:
                 pass
 
 
+def remove_empty_cgroups(rel: str) -> None:
+    """rmdir /sys/fs/cgroup/*/rel and its sub-cgroups, deepest first: only what is empty and
+    unused goes (rmdir fails on a busy cgroup)."""
+    for top in Path("/sys/fs/cgroup").iterdir():
+        d = top / rel
+        if not d.is_dir():
+            continue
+        for dirpath, _, _ in sorted(os.walk(d), key=lambda w: w[0].count("/"), reverse=True):
+            try:
+                os.rmdir(dirpath)
+            except OSError:
+                pass
+
+
 def remove_tree(base: str) -> None:
     unmount_all(base)
     shutil.rmtree(base, ignore_errors=True)
@@ -252,6 +266,8 @@ class PodmanStore:
                 pass
         kill_pids_mentioning(self.base)  # conmon, should a container have outlived rm
         remove_tree(self.base)
+        # The cgroupfs manager's parents (runtimes leave parents alone).
+        remove_empty_cgroups("libpod_parent")
 
 
 class Podman:
@@ -369,6 +385,7 @@ class Containerd:
         # Shims outlive the daemon by design; ours name our socket on their command line.
         kill_pids_mentioning(self.base)
         remove_tree(self.base)
+        remove_empty_cgroups(NAMESPACE)  # containerd's per-namespace parent cgroup
 
 
 def new_base(prefix: str) -> str:

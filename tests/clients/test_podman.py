@@ -133,3 +133,14 @@ def test_user_env_workdir_volume(podman, tmp_path):
     assert p.stdout.splitlines() == ["1000", "1000", "bar baz", "/home/app", "host data"]
     st = os.stat(vol / "from-container")
     assert (st.st_uid, st.st_gid) == (1000, 1000)
+
+
+def test_device_and_privileged(podman):
+    # podman writes linux.devices[].fileMode with the file type bits (0o20666).
+    p = run_rm(podman, "--device", "/dev/null:/dev/mynull", IMAGE, "sh", "-c",
+               "ls -l /dev/mynull; echo x > /dev/mynull && echo writable")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("crw-rw-rw-") and " 1,   3 " in p.stdout
+    assert "writable" in p.stdout
+    p = run_rm(podman, "--privileged", IMAGE, "sh", "-c", "test -c /dev/tty0 && echo host-devices")
+    assert (p.returncode, p.stdout) == (0, "host-devices\n"), p.stderr

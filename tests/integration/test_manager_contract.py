@@ -128,6 +128,16 @@ def test_successful_lifecycle_logs_no_error(rt, bundle):
         assert json.loads(line)["level"] != "error", line
 
 
+def test_device_file_mode_may_carry_the_file_type(rt, bundle):
+    # podman sends Go's os.FileMode bits: S_IFCHR | 0666.
+    bundle.config["linux"]["devices"] = [{"path": "/dev/mynull", "type": "c", "major": 1,
+                                          "minor": 3, "fileMode": 0o20640, "uid": 0, "gid": 0}]
+    bundle.args("ls", "-l", "/dev/mynull")
+    p = rt("run", "--bundle", str(bundle.path), unique_id())
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("crw-r-----"), p.stdout
+
+
 # --- state, list -------------------------------------------------------------------------
 
 def test_state_and_list_fields_as_go_runc_reads_them(rt, bundle):
