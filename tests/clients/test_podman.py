@@ -144,3 +144,16 @@ def test_device_and_privileged(podman):
     assert "writable" in p.stdout
     p = run_rm(podman, "--privileged", IMAGE, "sh", "-c", "test -c /dev/tty0 && echo host-devices")
     assert (p.returncode, p.stdout) == (0, "host-devices\n"), p.stderr
+
+
+def test_update(podman):
+    n = name()
+    podman.ok("run", "-d", "--name", n, *PODMAN_RUN_ARGS, "--memory", "64m", IMAGE, "sleep", "100")
+    try:
+        podman.ok("update", "--memory", "128m", "--memory-swap", "256m", "--cpu-shares", "256", n)
+        p = podman.ok("exec", n, "sh", "-c",
+                      "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || "
+                      "cat /sys/fs/cgroup/memory.max")
+        assert p.stdout.split() == [str(128 << 20)]
+    finally:
+        podman("rm", "-f", "-t", "0", n)

@@ -194,6 +194,30 @@ def test_exec_status_passes_through_and_a_stopped_container_refuses(rt, bundle):
     assert "stopped" in p.stderr or "not running" in p.stderr, p.stderr
 
 
+# --- update ------------------------------------------------------------------------------
+
+def test_update_from_flags_and_from_stdin(rt, bundle):
+    if not os.path.isdir("/sys/fs/cgroup/memory"):
+        pytest.skip("reads cgroup v1 memory and pids files")
+    cid = unique_id()
+    bundle.args("sleep", "30")
+    rt.ok("run", "--detach", "--bundle", str(bundle.path), cid)
+
+    def limits() -> list[str]:
+        return rt.ok("exec", cid, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                     "/sys/fs/cgroup/pids/pids.max").stdout.split()
+
+    rt.ok("update", "--memory", "50m", "--pids-limit", "40", cid)
+    assert limits() == [str(50 << 20), "40"]
+    # podman writes a file, containerd's shim pipes LinuxResources JSON to stdin.
+    rt.ok("update", "--resources=-", cid, input=b'{"memory": {"limit": 104857600}}')
+    assert limits() == [str(100 << 20), "40"]
+    rt.ok("kill", cid, "KILL")
+    wait_status(rt, cid, "stopped")
+    p = rt("update", "--pids-limit", "10", cid)
+    assert p.returncode == 1 and "not running" in p.stderr
+
+
 # --- console socket ------------------------------------------------------------------------
 
 class ConsoleSocket:

@@ -1,0 +1,99 @@
+"""update: resources from --resources (a LinuxResources JSON file, or - for stdin) or from
+runc's per-resource flags."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+from ocirt.cli import common
+from ocirt.cli.flags import Flag, need_args
+from ocirt.errors import UsageError
+
+USAGE = "<container-id>"
+FLAGS = [
+    Flag("resources", "str", "", aliases=("r",), help="path to the file containing the resources to update or '-' to read from the standard input"),
+    Flag("blkio-weight", "int", None, help="specifies per cgroup weight, range is from 10 to 1000"),
+    Flag("cpu-period", "int", None, help="CPU CFS period to be used for hardcapping (in usecs). 0 to use system default"),
+    Flag("cpu-quota", "int", None, help="CPU CFS hardcap limit (in usecs). Allowed cpu time in a given period"),
+    Flag("cpu-burst", "int", None, help="CPU CFS hardcap burst limit (in usecs). Allowed accumulated cpu time additionally for burst a given period"),
+    Flag("cpu-share", "int", None, help="CPU shares (relative weight vs. other containers)"),
+    Flag("cpu-rt-period", "int", None, help="CPU realtime period to be used for hardcapping (in usecs). 0 to use system default"),
+    Flag("cpu-rt-runtime", "int", None, help="CPU realtime hardcap limit (in usecs). Allowed cpu time in a given period"),
+    Flag("cpuset-cpus", "str", None, help="CPU(s) to use"),
+    Flag("cpuset-mems", "str", None, help="Memory node(s) to use"),
+    Flag("cpu-idle", "int", None, help="set cgroup SCHED_IDLE or not, 0: default behavior, 1: SCHED_IDLE"),
+    Flag("memory", "str", None, help="Memory limit (in bytes)"),
+    Flag("memory-reservation", "str", None, help="Memory reservation or soft_limit (in bytes)"),
+    Flag("memory-swap", "str", None, help="Total memory usage (memory + swap); set '-1' to enable unlimited swap"),
+    Flag("pids-limit", "int", None, help="Maximum number of pids allowed in the container"),
+    Flag("l3-cache-schema", "str", None, help="The string of Intel RDT/CAT L3 cache schema"),
+    Flag("mem-bw-schema", "str", None, help="The string of Intel RDT/MBA memory bandwidth schema"),
+    Flag("kernel-memory", "str", None, hidden=True),
+    Flag("kernel-memory-tcp", "str", None, hidden=True),
+    common.HELP,
+]
+
+# Flag -> (resources object, field, value kind)
+_FIELDS = [
+    ("blkio-weight", "blockIO", "weight"),
+    ("cpu-period", "cpu", "period"), ("cpu-quota", "cpu", "quota"), ("cpu-burst", "cpu", "burst"),
+    ("cpu-share", "cpu", "shares"), ("cpu-rt-period", "cpu", "realtimePeriod"),
+    ("cpu-rt-runtime", "cpu", "realtimeRuntime"), ("cpuset-cpus", "cpu", "cpus"),
+    ("cpuset-mems", "cpu", "mems"), ("cpu-idle", "cpu", "idle"),
+    ("memory", "memory", "limit"), ("memory-reservation", "memory", "reservation"),
+    ("memory-swap", "memory", "swap"), ("pids-limit", "pids", "limit"),
+]
+_MEMORY_FLAGS = {"memory", "memory-reservation", "memory-swap"}
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?\Z", re.IGNORECASE)
+
+
+def ram_in_bytes(text: str) -> int:
+    """docker/go-units RAMInBytes: "64m", "1.5g", "1024" (binary units); "-1" is unlimited."""
+    if text.strip() == "-1":
+        return -1
+    m = _SIZE.match(text.strip())
+    if not m:
+        raise UsageError(f"invalid size: '{text}'")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def resources_from(parsed) -> dict:
+    path = parsed["resources"]
+    if path:
+        import json
+        try:
+            if path == "-":
+                data = sys.stdin.buffer.read()
+            else:
+                with open(path, "rb") as f:
+                    data = f.read()
+            r = json.loads(data)
+        except ValueError as e:
+            raise UsageError(f"decoding resources: {e}") from None
+        if not isinstance(r, dict):
+            raise UsageError("resources: not a JSON object")
+        return r
+    if parsed["l3-cache-schema"] is not None or parsed["mem-bw-schema"] is not None:
+        raise UsageError("Intel RDT is not supported")
+    if parsed["kernel-memory"] is not None or parsed["kernel-memory-tcp"] is not None:
+        from ocirt.log import logger
+        logger.warning("kernel memory settings are ignored")
+    r: dict = {}
+    for flag, obj, field in _FIELDS:
+        v = parsed[flag]
+        if v is None:
+            continue
+        if flag in _MEMORY_FLAGS:
+            v = ram_in_bytes(v)
+        r.setdefault(obj, {})[field] = v
+    return r
+
+
+def run(ctx, parsed) -> int:
+    need_args(parsed, "update", exact=1, usage=USAGE)
+    resources = resources_from(parsed)
+    from ocirt.lifecycle.update import update
+    update(common.store(ctx), parsed.args[0], resources)
+    return 0
