@@ -86,6 +86,9 @@ def busybox_layer() -> bytes:
         for a in applets:
             if a != "busybox":
                 _tar_add(tf, f"bin/{a}", tarfile.SYMTYPE, 0o777, link="busybox")
+        # For tests that bind the host's /usr (its python3) into a container.
+        for lib in ("lib", "lib64"):
+            _tar_add(tf, lib, tarfile.SYMTYPE, 0o777, link=f"usr/{lib}")
         _tar_add(tf, "etc/passwd", tarfile.REGTYPE, 0o644,
                  b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n"
                  b"nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
@@ -254,9 +257,10 @@ class PodmanStore:
             "--cgroup-manager=cgroupfs", "--events-backend=file", "--storage-driver", "overlay",
         ]
 
-    def podman(self, runtime: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    def podman(self, runtime: str, *args: str, timeout: float = 60,
+               env: dict | None = None) -> subprocess.CompletedProcess:
         return run(["podman", *self.global_args, "--runtime", runtime, *args], timeout=timeout,
-                   env=self.env)
+                   env=dict(self.env, **(env or {})))
 
     def cleanup(self) -> None:
         for rt in runtimes().values():
@@ -277,8 +281,9 @@ class Podman:
         self.store = store
         self.runtime = runtime
 
-    def __call__(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        return self.store.podman(self.runtime, *args, timeout=timeout)
+    def __call__(self, *args: str, timeout: float = 60,
+                 env: dict | None = None) -> subprocess.CompletedProcess:
+        return self.store.podman(self.runtime, *args, timeout=timeout, env=env)
 
     def ok(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         return check(self(*args, timeout=timeout))

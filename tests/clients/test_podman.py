@@ -16,8 +16,8 @@ def name() -> str:
     return f"oc-{uuid.uuid4().hex[:10]}"
 
 
-def run_rm(podman, *args: str, timeout: float = 60):
-    return podman("run", "--rm", *PODMAN_RUN_ARGS, *args, timeout=timeout)
+def run_rm(podman, *args: str, timeout: float = 60, env: dict | None = None):
+    return podman("run", "--rm", *PODMAN_RUN_ARGS, *args, timeout=timeout, env=env)
 
 
 def test_run_exit_code_and_output(podman):
@@ -157,3 +157,36 @@ def test_update(podman):
         assert p.stdout.split() == [str(128 << 20)]
     finally:
         podman("rm", "-f", "-t", "0", n)
+
+
+NOTIFY_CLIENT = """
+import os, socket, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.connect(os.environ["NOTIFY_SOCKET"])
+print("in-container", os.environ["NOTIFY_SOCKET"], flush=True)
+time.sleep(0.5)
+s.send(b"READY=1")
+"""
+
+
+def test_sdnotify_container(podman, tmp_path):
+    """--sdnotify=container: podman 4.3 mounts its own notify directory at /run/notify (the
+    runtime sees no NOTIFY_SOCKET) and conmon relays READY=1 and MAINPID to the socket podman
+    was given. The runtime's own NOTIFY_SOCKET handling is in test_manager_contract.py."""
+    import socket
+    host_path = str(tmp_path / "notify.sock")
+    host = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    host.bind(host_path)
+    host.settimeout(20)
+    try:
+        p = run_rm(podman, "--sdnotify=container", "-v", "/usr:/usr:ro", IMAGE,
+                   "/usr/bin/python3", "-I", "-c", NOTIFY_CLIENT,
+                   env={"NOTIFY_SOCKET": host_path})
+        assert p.returncode == 0, p.stderr
+        assert p.stdout == "in-container /run/notify/notify.sock\n"
+        got = []
+        while b"READY=1" not in got:
+            got.append(host.recv(200).strip())
+        assert any(g.startswith(b"MAINPID=") for g in got), got
+    finally:
+        host.close()
