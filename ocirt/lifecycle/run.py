@@ -30,7 +30,7 @@ def run(store: Store, cid: str, opts: create_mod.Options, detach: bool = False,
         master = console.recv_master(ours)
         ours.close()
     try:
-        start(store, cid)
+        start(store, cid, notify_in_background=not detach)
     except BaseException:
         if not detach:
             _cleanup(store, cid)

@@ -15,7 +15,9 @@ from ocirt.state import machine
 from ocirt.state.store import FIFO_NAME, Store
 
 
-def start(store: Store, cid: str) -> Container:
+def start(store: Store, cid: str, notify_in_background: bool = False) -> Container:
+    """notify_in_background: for a foreground `run`, which must wait for and forward signals
+    to the container at once; a child process relays NOTIFY_SOCKET's READY= instead."""
     with store.lock(cid):
         c = Container.load(store, cid)
         status = c.status()
@@ -48,8 +50,16 @@ def start(store: Store, cid: str) -> Container:
             pass
         raise
     if notify is not None:
-        # As runc: start returns once the container reported READY= (or exited).
-        notify.forward(c.pid)
+        if notify_in_background:
+            if os.fork() == 0:
+                try:
+                    notify.forward(c.pid)
+                finally:
+                    os._exit(0)
+            notify.close()
+        else:
+            # As runc: start returns once the container reported READY= (or exited).
+            notify.forward(c.pid)
     return c
 
 

@@ -374,7 +374,8 @@ def test_listen_fds_passes_fds_and_sets_listen_pid_1(rt, bundle):
 # --- NOTIFY_SOCKET -------------------------------------------------------------------------
 
 NOTIFY_CLIENT = r"""
-import os, socket, sys, time
+import os, signal, socket, sys, time
+signal.signal(signal.SIGTERM, lambda *_: os._exit(7))  # PID 1: no default action
 path = os.environ["NOTIFY_SOCKET"]
 print("NOTIFY_SOCKET=" + path, flush=True)
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -386,8 +387,7 @@ time.sleep(5)
 """
 
 
-def test_notify_socket_is_forwarded_after_start(rt, bundle, tmp_path):
-    cid = unique_id()
+def _notify_bundle(bundle, delay: str) -> None:
     rootfs = bundle.own_rootfs(bundle.config["root"]["path"])
     # The host's python, read-only, so the container has an sd_notify client.
     for link in ("lib", "lib64"):
@@ -395,11 +395,21 @@ def test_notify_socket_is_forwarded_after_start(rt, bundle, tmp_path):
             os.symlink(f"usr/{link}", rootfs / link)
     bundle.config["mounts"].append({"destination": "/usr", "type": "bind", "source": "/usr",
                                     "options": ["rbind", "ro"]})
-    bundle.args("/usr/bin/python3", "-I", "-c", NOTIFY_CLIENT, "0.5")
-    host_path = str(tmp_path / "notify.sock")
+    bundle.args("/usr/bin/python3", "-I", "-c", NOTIFY_CLIENT, delay)
+
+
+def _host_notify_socket(path: str) -> socket.socket:
     host = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    host.bind(host_path)
+    host.bind(path)
     host.settimeout(0.5)
+    return host
+
+
+def test_notify_socket_is_forwarded_after_start(rt, bundle, tmp_path):
+    cid = unique_id()
+    _notify_bundle(bundle, "0.5")
+    host_path = str(tmp_path / "notify.sock")
+    host = _host_notify_socket(host_path)
     env = dict(os.environ, NOTIFY_SOCKET=host_path)
     out = tmp_path / "out"
     try:
@@ -417,4 +427,58 @@ def test_notify_socket_is_forwarded_after_start(rt, bundle, tmp_path):
         assert host.recv(100) == f"MAINPID={pid}\n".encode()
         assert b"NOTIFY_SOCKET=/run/notify/notify.sock" in out.read_bytes()
     finally:
+        host.close()
+
+
+def test_notify_socket_with_foreground_run(rt, bundle, tmp_path):
+    """A systemd Type=notify unit running `run` in the foreground: READY=1 is relayed while
+    run already forwards signals to the container."""
+    _notify_bundle(bundle, "0.3")
+    host_path = str(tmp_path / "notify.sock")
+    host = _host_notify_socket(host_path)
+    host.settimeout(15)
+    env = dict(os.environ, NOTIFY_SOCKET=host_path)
+    p = subprocess.Popen(rt.cmd("run", "--bundle", str(bundle.path), unique_id()), env=env,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        assert p.stdout.readline() == b"NOTIFY_SOCKET=/run/notify/notify.sock\n"
+        assert host.recv(100) == b"READY=1\n"
+        assert host.recv(100).startswith(b"MAINPID=")
+        assert p.poll() is None  # the container sleeps on
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(10) == 7  # the container's SIGTERM handler
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+        p.stderr.close()
+        host.close()
+
+
+def test_notify_socket_before_ready_signals_reach_the_container(rt, bundle, tmp_path):
+    if rt.name == "runc":
+        pytest.skip("runc (1.1.5 and HEAD, signals.go) waits for READY= in notifySocket.run "
+                    "before it forwards any signal: a SIGTERM before READY= is held back; "
+                    "ocirt relays READY= from a child process and forwards at once")
+    _notify_bundle(bundle, "30")  # READY=1 only after 30 s
+    host = _host_notify_socket(str(tmp_path / "notify.sock"))
+    env = dict(os.environ, NOTIFY_SOCKET=str(tmp_path / "notify.sock"))
+    p = subprocess.Popen(rt.cmd("run", "--bundle", str(bundle.path), unique_id()), env=env,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        assert p.stdout.readline() == b"NOTIFY_SOCKET=/run/notify/notify.sock\n"
+        time.sleep(0.2)
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(10) == 7  # the container's SIGTERM handler
+        with pytest.raises(socket.timeout):
+            host.recv(100)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+        p.stderr.close()
         host.close()
