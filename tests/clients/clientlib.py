@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ocirt_testlib import host_mounts, pids_with_cmdline
+
 REPO = Path(__file__).resolve().parent.parent.parent
 IMAGE = "localhost/ocirt-busybox:test"
 BUSYBOX = "/bin/busybox"
@@ -126,16 +128,11 @@ MNT_DETACH = 2
 
 
 def mounts_under(base: str) -> list[str]:
-    """Mount points at or below base, deepest first (mountinfo escapes spaces as \\040)."""
+    """Mount points at or below base, deepest first."""
     base = os.path.realpath(base)
-    found = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            mp = line.split(" - ")[0].split()[4]
-            mp = mp.encode().decode("unicode_escape")
-            if mp == base or mp.startswith(base + "/"):
-                found.append(mp)
-    return sorted(set(found), key=lambda p: p.count("/"), reverse=True)
+    found = {mp.replace("\\040", " ") for mp in host_mounts()}
+    found = [mp for mp in found if mp == base or mp.startswith(base + "/")]
+    return sorted(found, key=lambda p: p.count("/"), reverse=True)
 
 
 def unmount_all(base: str) -> None:
@@ -147,23 +144,9 @@ def unmount_all(base: str) -> None:
             _libc.umount2(mp.encode(), MNT_DETACH)
 
 
-def pids_mentioning(text: str) -> list[int]:
-    out = []
-    me = os.getpid()
-    for p in os.listdir("/proc"):
-        if not p.isdigit() or int(p) == me:
-            continue
-        try:
-            if text.encode() in Path(f"/proc/{p}/cmdline").read_bytes():
-                out.append(int(p))
-        except OSError:
-            pass
-    return out
-
-
 def kill_pids_mentioning(text: str) -> None:
-    for pid in pids_mentioning(text):
-        if pid > 1:
+    for pid in pids_with_cmdline(text):
+        if pid > 1 and pid != os.getpid():
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:

@@ -108,3 +108,12 @@ def test_run_and_exec_with_tty(ctr):
                        "tty; exit 6"))
     assert p.returncode == 6, p.stdout + p.stderr
     assert "/dev/pts/" in p.stdout
+
+
+def test_failed_start_reports_the_runtime_error(ctr):
+    # The shim reports the last "error" line of the runtime's log.json.
+    cid = ctr.new_id()
+    p = ctr("run", "--rm", *ctr.run_args(), IMAGE, cid, "/nonexistent")
+    assert p.returncode != 0
+    assert "/nonexistent" in p.stderr and "no such file or directory" in p.stderr, p.stderr
+    assert "unable to retrieve OCI runtime error" not in p.stderr
