@@ -194,6 +194,34 @@ def test_exec_status_passes_through_and_a_stopped_container_refuses(rt, bundle):
     assert "stopped" in p.stderr or "not running" in p.stderr, p.stderr
 
 
+# --- ps, pause, resume ----------------------------------------------------------------
+
+def test_ps_pause_resume(rt, bundle):
+    cid = unique_id()
+    bundle.sh("sleep 30 & exec sleep 31")
+    rt.ok("run", "--detach", "--bundle", str(bundle.path), cid)
+    init = rt.state(cid)["pid"]
+    pids = wait_for(lambda: (v := json.loads(rt.ok("ps", "--format", "json", cid).stdout))
+                    and len(v) == 2 and v)
+    assert init in pids and len(pids) == 2, pids
+    table = rt.ok("ps", cid).stdout.splitlines()
+    assert table[0].split()[:2] == ["UID", "PID"]
+    assert sorted(int(line.split()[1]) for line in table[1:]) == sorted(pids)
+    assert rt.ok("ps", cid, "-o", "pid,args").stdout.splitlines()[0].split() == ["PID", "COMMAND"]
+
+    p = rt("resume", cid)
+    assert p.returncode == 1 and "not paused" in p.stderr
+    rt.ok("pause", cid)
+    assert rt.state(cid)["status"] == "paused"
+    assert [c["status"] for c in json.loads(rt.ok("list", "--format", "json").stdout)] == ["paused"]
+    rt.ok("resume", cid)
+    assert rt.state(cid)["status"] == "running"
+    rt.ok("kill", cid, "KILL")
+    wait_status(rt, cid, "stopped")
+    p = rt("pause", cid)
+    assert p.returncode == 1 and "not running" in p.stderr
+
+
 # --- update ------------------------------------------------------------------------------
 
 def test_update_from_flags_and_from_stdin(rt, bundle):
