@@ -24,7 +24,9 @@ def start(store: Store, cid: str, notify_in_background: bool = False) -> Contain
         if status != machine.CREATED:
             if status == machine.STOPPED:
                 raise StateError("cannot start a container that has stopped")
-            raise StateError(f"cannot start an already running container")
+            if status == machine.RUNNING:
+                raise StateError("cannot start an already running container")
+            raise StateError(f"cannot start a container in the {status} state")
         if not c.config.get("process"):
             raise StateError("cannot start a container without a process (config.json: process is not set)")
         notify = None

@@ -2,8 +2,8 @@
 
 A pid alone can be reused, so the init's start time (field 22 of /proc/PID/stat) is saved at
 create and compared: a different start time, a zombie or no process at all means "stopped".
-The exec FIFO exists until `start` consumes it, so its presence means "created"; a frozen
-cgroup means "paused".
+A frozen cgroup means "paused"; otherwise the exec FIFO, which exists until `start` consumes
+it, means "created".
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ def init_alive(state: dict) -> bool:
 def derive(state: dict, state_dir: str) -> str:
     if not init_alive(state):
         return STOPPED
-    if os.path.exists(os.path.join(state_dir, "exec.fifo")):
-        return CREATED
+    # Frozen wins over the FIFO, as in runc: a created container that was paused is "paused",
+    # and `start` must refuse it rather than wait for an init that cannot run.
     cg = state.get("cgroup")
     if cg:
         from ocirt.cgroups import manager
@@ -57,4 +57,6 @@ def derive(state: dict, state_dir: str) -> str:
                 return PAUSED
         except OSError:
             pass
+    if os.path.exists(os.path.join(state_dir, "exec.fifo")):
+        return CREATED
     return RUNNING
