@@ -1,5 +1,6 @@
 """pause/resume: freeze or thaw the container's cgroup (runc: pause needs a running or created
-container, resume a paused one)."""
+container, resume a paused one). A created container that is paused reads `paused` and goes
+back to `created` on resume, as in runc."""
 
 from __future__ import annotations
 
@@ -21,7 +22,16 @@ def pause(store: Store, cid: str) -> None:
         c = Container.load(store, cid)
         if c.status() not in (machine.RUNNING, machine.CREATED):
             raise ContainerNotRunning()
-        _cgroup(c).freeze()
+        cg = _cgroup(c)
+        cg.freeze()
+        # The init may have exited between the check and the freeze (runc checks the same
+        # way): a frozen, empty cgroup must not make a stopped container read "paused".
+        if not cg.pids():
+            try:
+                cg.thaw()
+            except CgroupError:
+                pass
+            raise ContainerNotRunning()
 
 
 def resume(store: Store, cid: str) -> None:
