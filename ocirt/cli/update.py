@@ -17,7 +17,7 @@ FLAGS = [
     Flag("cpu-period", "int", None, help="CPU CFS period to be used for hardcapping (in usecs). 0 to use system default"),
     Flag("cpu-quota", "int", None, help="CPU CFS hardcap limit (in usecs). Allowed cpu time in a given period"),
     Flag("cpu-burst", "int", None, help="CPU CFS hardcap burst limit (in usecs). Allowed accumulated cpu time additionally for burst a given period"),
-    Flag("cpu-share", "int", None, help="CPU shares (relative weight vs. other containers)"),
+    Flag("cpu-share", "int", None, aliases=("cpu-shares",), help="CPU shares (relative weight vs. other containers)"),
     Flag("cpu-rt-period", "int", None, help="CPU realtime period to be used for hardcapping (in usecs). 0 to use system default"),
     Flag("cpu-rt-runtime", "int", None, help="CPU realtime hardcap limit (in usecs). Allowed cpu time in a given period"),
     Flag("cpuset-cpus", "str", None, help="CPU(s) to use"),
@@ -46,16 +46,16 @@ _FIELDS = [
 ]
 _MEMORY_FLAGS = {"memory", "memory-reservation", "memory-swap"}
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?\Z", re.IGNORECASE)
+_SIZE = re.compile(r"(\d+(?:\.\d+)?) ?([kmgtp]?)i?b?\Z", re.IGNORECASE)
 
 
 def ram_in_bytes(text: str) -> int:
     """docker/go-units RAMInBytes: "64m", "1.5g", "1024" (binary units); "-1" is unlimited."""
     if text.strip() == "-1":
         return -1
-    m = _SIZE.match(text.strip())
+    m = _SIZE.match(text)
     if not m:
-        raise UsageError(f"invalid size: '{text}'")
+        raise ValueError(f"invalid size: '{text}'")
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
@@ -75,24 +75,33 @@ def resources_from(parsed) -> dict:
         if not isinstance(r, dict):
             raise UsageError("resources: not a JSON object")
         return r
-    if parsed["l3-cache-schema"] is not None or parsed["mem-bw-schema"] is not None:
-        raise UsageError("Intel RDT is not supported")
-    if parsed["kernel-memory"] is not None or parsed["kernel-memory-tcp"] is not None:
-        from ocirt.log import logger
-        logger.warning("kernel memory settings are ignored")
+    for flag in ("kernel-memory", "kernel-memory-tcp"):
+        if parsed[flag] is not None:
+            from ocirt.log import logger
+            logger.warning(f"Setting --{flag} is ignored and will be removed")
     r: dict = {}
     for flag, obj, field in _FIELDS:
         v = parsed[flag]
         if v is None:
             continue
         if flag in _MEMORY_FLAGS:
-            v = ram_in_bytes(v)
+            try:
+                v = ram_in_bytes(v)
+            except ValueError as e:
+                raise UsageError(f"invalid value for {flag}: {e}") from None
         r.setdefault(obj, {})[field] = v
     return r
 
 
 def run(ctx, parsed) -> int:
     need_args(parsed, "update", exact=1, usage=USAGE)
+    # runc checks these whatever else is given; ocirt has no Intel RDT support at all.
+    if parsed["l3-cache-schema"]:
+        raise UsageError("Intel RDT/CAT: l3 cache schema is not enabled (ocirt does not "
+                         "support Intel RDT)")
+    if parsed["mem-bw-schema"]:
+        raise UsageError("Intel RDT/MBA: memory bandwidth schema is not enabled (ocirt does "
+                         "not support Intel RDT)")
     resources = resources_from(parsed)
     from ocirt.lifecycle.update import update
     update(common.store(ctx), parsed.args[0], resources)
