@@ -107,14 +107,11 @@ def _reap(pid: int) -> None:
 
 
 def device_rules(config: dict) -> list[dict]:
+    """The config's device cgroup rules, then runc's defaults. Devices listed in linux.devices
+    get no rule of their own: only resources.devices grants access, as in runc."""
     linux = config.get("linux") or {}
     rules = list(((linux.get("resources") or {}).get("devices")) or [])
     rules += DEFAULT_DEVICE_RULES
-    for dev in linux.get("devices") or []:
-        if dev.get("type") in ("c", "b", "u"):
-            rules.append({"allow": True, "type": "c" if dev["type"] == "u" else dev["type"],
-                          "major": dev.get("major"), "minor": dev.get("minor"),
-                          "access": "rwm"})
     return rules
 
 

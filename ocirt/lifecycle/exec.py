@@ -44,8 +44,9 @@ def execute(store: Store, cid: str, opts: ExecOptions) -> int:
     from ocirt.process import security
     prep = security.prepare(process, c.config.get("linux") or {}, source="process",
                             seccomp_cache=store.seccomp_cache)
+    from ocirt.config.semantic import process_warnings
     from ocirt.log import logger
-    for w in prep.warnings:
+    for w in process_warnings(process, ("process",)) + prep.warnings:
         logger.warning(w)
     del prep.warnings[:]
     terminal = bool(process.get("terminal"))

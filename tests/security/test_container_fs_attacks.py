@@ -241,16 +241,7 @@ def test_mknod_of_a_denied_device_may_succeed_but_open_is_refused(ocirt, bundle,
     assert out.endswith("1\n")                      # /dev/zero (allowed by default) works
 
 
-DEVICE_RULES_BUG = ("ocirt/lifecycle/create.py device_rules() appends an allow-rwm rule for every "
-                    "linux.devices entry after resources.devices, overriding the config's rules "
-                    "(runc 1.1.5 refuses these opens)")
-
-
-@pytest.mark.parametrize("rule", [
-    "allow",
-    pytest.param("deny", marks=pytest.mark.xfail(strict=False, reason=DEVICE_RULES_BUG)),
-    pytest.param("none", marks=pytest.mark.xfail(strict=False, reason=DEVICE_RULES_BUG)),
-])
+@pytest.mark.parametrize("rule", ["allow", "deny", "none"])
 def test_listed_device_opens_only_when_the_device_cgroup_allows_it(ocirt, bundle, cid, rule):
     if not os.path.exists("/dev/loop-control"):
         pytest.skip("no /dev/loop-control on this host")

@@ -28,16 +28,14 @@ def test_caps_absent_object_means_no_capabilities_like_runc():
     assert caps.parse(None) == {s: 0 for s in caps.SETS}
 
 
-def test_caps_unknown_name_is_config_error_with_json_path():
-    with pytest.raises(ConfigError) as ei:
-        caps.parse({"bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_NOPE"]}, kernel_last=40)
-    assert ei.value.path == "process.capabilities.bounding[2]"
-    assert "CAP_NOPE" in str(ei.value)
+def test_caps_unknown_name_is_left_out():
+    got = caps.parse({"bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_NOPE"]}, kernel_last=40)
+    assert got["bounding"] == (1 << 0) | (1 << 5)
 
 
-def test_caps_name_without_prefix_is_config_error():
+def test_caps_name_that_is_not_a_string_is_config_error():
     with pytest.raises(ConfigError) as ei:
-        caps.parse({"effective": ["NET_ADMIN"]}, kernel_last=40)
+        caps.parse({"effective": [21]}, kernel_last=40)
     assert ei.value.path == "process.capabilities.effective[0]"
 
 
