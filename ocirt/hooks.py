@@ -6,15 +6,17 @@ only runs a list of hooks from the process that calls it.
 
 from __future__ import annotations
 
-import json
-import subprocess
 
+from ocirt import jsonio
 from ocirt.errors import HookError
 
 KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
 
 def run_hook(hook: dict, state_json: bytes) -> None:
+    # Imported here: subprocess costs milliseconds and most containers have no hooks. A hook run
+    # after pivot_root (startContainer) needs it imported before: see preload().
+    import subprocess
     path = hook["path"]
     args = hook.get("args") or [path]
     env: dict[str, str] = {}
@@ -45,7 +47,7 @@ def run(kind: str, hooks: list[dict] | None, state: dict, *, warn_only: bool = F
     spec says the remaining hooks still run and the failure is only logged."""
     if not hooks:
         return
-    data = json.dumps(state).encode()
+    data = jsonio.dumps(state).encode()
     for i, hook in enumerate(hooks):
         try:
             run_hook(hook, data)
@@ -64,6 +66,13 @@ def oci_state(cid: str, status: str, pid: int, bundle: str, annotations: dict | 
     if annotations:
         st["annotations"] = annotations
     return st
+
+
+def preload(config: dict) -> None:
+    """Import what running hooks needs, for a process that will run them where nothing can be
+    imported any more (the init after pivot_root)."""
+    if has(config, *KINDS):
+        import subprocess  # noqa: F401
 
 
 def has(config: dict, *kinds: str) -> bool:

@@ -32,8 +32,8 @@ def run(ctx, parsed) -> int:
             sys.stdout.write(st["id"] + "\n")
         return 0
     if fmt == "json":
-        import json
-        sys.stdout.write(json.dumps(states or None) + "\n")
+        from ocirt import jsonio
+        sys.stdout.write(jsonio.dumps(states or None) + "\n")
         return 0
     rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
     for st in states:

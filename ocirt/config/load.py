@@ -3,7 +3,7 @@ effect of `create`/`exec`."""
 
 from __future__ import annotations
 
-import json
+from ocirt import jsonio
 import os
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -26,9 +26,10 @@ def _read_json(path: str, source: str) -> Any:
     except UnicodeDecodeError as e:
         raise ConfigError("", f"not valid UTF-8 at byte {e.start}", source) from None
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigError("", f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}", source) from None
+        return jsonio.loads(text)
+    except ValueError as e:  # json.JSONDecodeError, raised by jsonio's fallback
+        where = (f" at line {e.lineno} column {e.colno}" if hasattr(e, "lineno") else "")
+        raise ConfigError("", f"invalid JSON{where}: {getattr(e, 'msg', e)}", source) from None
     except RecursionError:
         raise ConfigError("", "invalid JSON: nested too deeply", source) from None
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from ocirt import console, hooks, net
+from ocirt import hooks, net
 from ocirt.errors import OcirtError, SetupError
 from ocirt.init import namespaces as nsmod
 from ocirt.linux import syscalls as sc
@@ -310,6 +310,7 @@ def _setup_console(launch: Launch, rootfs) -> None:
     /dev/console): the master goes to the console socket, the peer becomes our stdio."""
     if launch.console_fd is None:
         raise SetupError("cannot allocate tty if ocirt will detach without setting console socket")
+    from ocirt import console  # imported by create before the fork (see create.preload)
     fd, launch.console_fd = launch.console_fd, None
     master, peer, name = rootfs.console(launch.rootfs_plan,
                                         launch.config["process"].get("consoleSize"))

@@ -4,14 +4,13 @@ any failure leaves nothing behind (no state dir, cgroup, mount or process)."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import time
 
 from ocirt import OCI_VERSION, hooks
 from ocirt.errors import OcirtError, SetupError
 from ocirt.init import namespaces as nsmod
 from ocirt.init import standard
+from ocirt.linux import signals
 from ocirt.linux import syscalls as sc
 from ocirt.log import logger
 from ocirt.spawn.sync import Sync, SyncError
@@ -77,14 +76,14 @@ class Undo:
     def run(self) -> None:
         for pid in self.pids:
             try:
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, signals.SIGKILL)
             except ProcessLookupError:
                 continue
         for pid in self.pids:
             _reap(pid)
         if self.cgroup is not None:
             try:
-                self.cgroup.kill_all(signal.SIGKILL)
+                self.cgroup.kill_all(signals.SIGKILL)
             except OSError:
                 pass
             try:
@@ -149,6 +148,7 @@ def create(store: Store, cid: str, opts: Options) -> Created:
             raise SetupError("cannot allocate tty if ocirt will detach without setting console socket")
     if opts.console_socket and not (process and process.get("terminal")):
         raise SetupError("cannot use console socket if ocirt will not detach or allocate tty")
+    _preload(config)
     new_ns, join = nsmod.split(linux.get("namespaces") or [])
     cgroup = None
     resources = dict(linux.get("resources") or {})
@@ -175,6 +175,7 @@ def create(store: Store, cid: str, opts: Options) -> Created:
             if opts.console_conn is not None:
                 console_sock = opts.console_conn
             elif opts.console_socket:
+                import socket
                 console_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 try:
                     console_sock.connect(opts.console_socket)
@@ -207,6 +208,14 @@ def create(store: Store, cid: str, opts: Options) -> Created:
     finally:
         if console_sock is not None:
             console_sock.close()
+
+
+def _preload(config: dict) -> None:
+    """Import, before the fork, what the init will need after pivot_root, where nothing can be
+    imported; kept to what this config uses, since each import costs start-up time."""
+    hooks.preload(config)
+    if (config.get("process") or {}).get("terminal"):
+        from ocirt import console  # noqa: F401
 
 
 def _spawn(cid: str, bundle: str, config: dict, plan: object, prep: object, new_ns: set[str],

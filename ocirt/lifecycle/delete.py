@@ -4,12 +4,12 @@ or any container with --force; then poststop hooks."""
 from __future__ import annotations
 
 import os
-import signal
 import time
 
 from ocirt import hooks
 from ocirt.errors import ContainerNotFound, StateError
 from ocirt.lifecycle.container import Container
+from ocirt.linux import signals
 from ocirt.linux import syscalls as sc
 from ocirt.log import logger
 from ocirt.state import machine
@@ -50,12 +50,12 @@ def kill_and_wait(c: Container, paused: bool) -> None:
     if fd is not None:
         try:
             if machine.start_time(c.pid) == c.state.get("pid_start"):
-                sc.pidfd_send_signal(fd, signal.SIGKILL)
+                sc.pidfd_send_signal(fd, signals.SIGKILL)
         except ProcessLookupError:
             pass
     if cg is not None:
         try:
-            cg.kill_all(signal.SIGKILL)
+            cg.kill_all(signals.SIGKILL)
         except OSError:
             pass
         if paused:
@@ -80,7 +80,7 @@ def destroy(c: Container) -> None:
     cg = c.cgroup()
     if cg is not None:
         try:
-            cg.kill_all(signal.SIGKILL)
+            cg.kill_all(signals.SIGKILL)
         except OSError:
             pass
         for attempt in range(50):

@@ -7,13 +7,13 @@ process security treatment as the init (capabilities, no_new_privs, seccomp, rli
 from __future__ import annotations
 
 import os
-import signal
 import socket
 
 from ocirt.errors import ContainerNotRunning, ExecFailed, OcirtError, StateError
 from ocirt.init import namespaces as nsmod
 from ocirt.init import setns
 from ocirt.lifecycle.container import Container
+from ocirt.linux import signals
 from ocirt.linux import syscalls as sc
 from ocirt.spawn.sync import Sync, SyncError
 from ocirt.state import machine
@@ -137,7 +137,7 @@ def _kill(*pids: int) -> None:
     for p in pids:
         if p:
             try:
-                os.kill(p, signal.SIGKILL)
+                os.kill(p, signals.SIGKILL)
                 os.waitpid(p, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
@@ -153,12 +153,12 @@ def _wait_foreground(pid: int, ours: socket.socket | None) -> int:
             pass
 
     for s in FORWARDED:
-        signal.signal(s, forward)
+        signals.install(s, forward)
     if ours is not None:
         from ocirt import console
         master = console.recv_master(ours)
         ours.close()
-        signal.signal(signal.SIGWINCH, signal.SIG_DFL)
+        signals.install(signals.SIGWINCH, signals.SIG_DFL)
         console.proxy(master, pid)
         os.close(master)
     return _wait(pid)

@@ -3,46 +3,20 @@
 from __future__ import annotations
 
 import os
-import signal as _signal
 
 from ocirt.errors import ContainerNotRunning, UsageError
 from ocirt.lifecycle.container import Container
+from ocirt.linux import signals
 from ocirt.linux import syscalls as sc
 from ocirt.state import machine
 from ocirt.state.store import Store
 
 
 def parse_signal(text: str) -> int:
-    t = text.strip()
-    if t.isdigit():
-        n = int(t)
-        if 0 < n < 65:
-            return n
-        raise UsageError(f"invalid signal: {text}")
-    name = t.upper()
-    if not name.startswith("SIG"):
-        name = "SIG" + name
-    sig = getattr(_signal.Signals, name, None) if name in _signal.Signals.__members__ else None
-    if sig is None:
-        rt = _realtime(name)
-        if rt is not None:
-            return rt
-        raise UsageError(f"unknown signal \"{text}\"")
-    return int(sig)
-
-
-def _realtime(name: str) -> int | None:
-    base_min, base_max = _signal.SIGRTMIN, _signal.SIGRTMAX
-    for prefix, base, sign in (("SIGRTMIN+", base_min, 1), ("SIGRTMAX-", base_max, -1)):
-        if name.startswith(prefix) and name[len(prefix):].isdigit():
-            n = base + sign * int(name[len(prefix):])
-            if base_min <= n <= base_max:
-                return n
-    if name == "SIGRTMIN":
-        return base_min
-    if name == "SIGRTMAX":
-        return base_max
-    return None
+    try:
+        return signals.parse(text)
+    except ValueError:
+        raise UsageError(f"unknown signal \"{text}\"") from None
 
 
 def kill(store: Store, cid: str, sig: int, all_processes: bool = False) -> None:

@@ -5,15 +5,16 @@ signal N), forwarding the signals we receive to it; the container is deleted aft
 from __future__ import annotations
 
 import os
-import signal
 
+from ocirt import jsonio
 from ocirt.lifecycle import create as create_mod
 from ocirt.lifecycle.container import Container
 from ocirt.lifecycle.start import start
+from ocirt.linux import signals
 from ocirt.state.store import Store
 
-FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-             signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT, signal.SIGTSTP)
+FORWARDED = (signals.SIGTERM, signals.SIGINT, signals.SIGHUP, signals.SIGQUIT, signals.SIGUSR1,
+             signals.SIGUSR2, signals.SIGWINCH, signals.SIGCONT, signals.SIGTSTP)
 
 
 def run(store: Store, cid: str, opts: create_mod.Options, detach: bool = False,
@@ -45,25 +46,24 @@ def run(store: Store, cid: str, opts: create_mod.Options, detach: bool = False,
             pass
 
     for s in FORWARDED:
-        signal.signal(s, forward)
+        signals.install(s, forward)
     if master is not None:
         from ocirt import console
-        signal.signal(signal.SIGWINCH, signal.SIG_DFL)
+        signals.install(signals.SIGWINCH, signals.SIG_DFL)
         console.proxy(master, pid)
         os.close(master)
     status = _wait(pid)
     for s in FORWARDED:
-        signal.signal(s, signal.SIG_DFL)
+        signals.install(s, signals.SIG_DFL)
     if not keep:
         _cleanup(store, cid)
     return status
 
 
 def _wants_terminal(bundle: str) -> bool:
-    import json
     try:
         with open(os.path.join(bundle, "config.json"), "rb") as f:
-            return bool((json.load(f).get("process") or {}).get("terminal"))
+            return bool((jsonio.loads(f.read()).get("process") or {}).get("terminal"))
     except (OSError, ValueError, AttributeError):
         return False  # create reports the problem properly
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import errno
 import os
 import select
-import signal
 
 from ocirt import hooks
 from ocirt.errors import SetupError, StateError
 from ocirt.lifecycle.container import Container
+from ocirt.linux import signals
 from ocirt.linux import syscalls as sc
 from ocirt.state import machine
 from ocirt.state.store import FIFO_NAME, Store
@@ -47,7 +47,7 @@ def start(store: Store, cid: str, notify_in_background: bool = False) -> Contain
             notify.close()
         # Since runtime-spec 1.3.0 a failed poststart hook is an error: stop the container.
         try:
-            os.kill(c.pid, signal.SIGKILL)
+            os.kill(c.pid, signals.SIGKILL)
         except ProcessLookupError:
             pass
         raise

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
@@ -22,7 +21,7 @@ _ARCH_NR = {
     "aarch64": {"pivot_root": 41, "seccomp": 277, "ioprio_set": 30, "ioprio_get": 31,
                 "sched_setattr": 274, "set_mempolicy": 237, "kcmp": 272},
 }
-NR: dict[str, int] = dict(_ARCH_NR.get(platform.machine(), _ARCH_NR["x86_64"]))
+NR: dict[str, int] = dict(_ARCH_NR.get(os.uname().machine, _ARCH_NR["x86_64"]))
 NR.update(pidfd_send_signal=424, open_tree=428, move_mount=429, fsopen=430, fsconfig=431,
           fsmount=432, fspick=433, pidfd_open=434, clone3=435, close_range=436, openat2=437,
           pidfd_getfd=438, mount_setattr=442)

@@ -8,9 +8,16 @@ other side died, which the init treats as "abort" and the runtime as "init faile
 from __future__ import annotations
 
 import array
-import json
 import os
-import socket
+
+# _socket, the C module under `socket`: the Python wrapper imports enum, selectors and more,
+# milliseconds on every create for nothing this module uses.
+import _socket
+
+from ocirt import jsonio
+
+_SOL_SOCKET = _socket.SOL_SOCKET
+_SCM_RIGHTS = _socket.SCM_RIGHTS
 
 MAX_MSG = 1 << 20
 
@@ -20,12 +27,12 @@ class SyncError(Exception):
 
 
 class Sync:
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
 
     @classmethod
     def pair(cls) -> tuple["Sync", "Sync"]:
-        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
         return cls(a), cls(b)
 
     def fileno(self) -> int:
@@ -33,24 +40,24 @@ class Sync:
 
     def send(self, kind: str, fds: list[int] | tuple[int, ...] = (), **data) -> None:
         data["type"] = kind
-        payload = json.dumps(data).encode()
+        payload = jsonio.dumps(data, compact=True).encode()
         if fds:
-            self.sock.sendmsg([payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+            self.sock.sendmsg([payload], [(_SOL_SOCKET, _SCM_RIGHTS,
                                            array.array("i", fds))])
         else:
             self.sock.send(payload)
 
     def recv(self) -> tuple[dict, list[int]]:
         fds = array.array("i")
-        msg, anc, _flags, _addr = self.sock.recvmsg(MAX_MSG, socket.CMSG_SPACE(16 * fds.itemsize))
+        msg, anc, _flags, _addr = self.sock.recvmsg(MAX_MSG, _socket.CMSG_SPACE(16 * fds.itemsize))
         for level, typ, cdata in anc:
-            if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+            if level == _SOL_SOCKET and typ == _SCM_RIGHTS:
                 fds.frombytes(cdata[:len(cdata) - (len(cdata) % fds.itemsize)])
         if not msg:
             for fd in fds:
                 os.close(fd)
             raise SyncError("EOF")
-        return json.loads(msg), list(fds)
+        return jsonio.loads(msg), list(fds)
 
     def expect(self, kind: str) -> tuple[dict, list[int]]:
         msg, fds = self.recv()

@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
+from ocirt import jsonio
 import os
-import re
 from ocirt.errors import ContainerExists, ContainerNotFound, InvalidID
 
 STATE_FILE = "state.json"
 FIFO_NAME = "exec.fifo"
-_ID_RE = re.compile(r"[A-Za-z0-9_+.-]+\Z")
+# runc's id alphabet, [A-Za-z0-9_+.-]; a set check avoids importing `re` on every call.
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
+
+
+def _id_ok(cid: str) -> bool:
+    return bool(cid) and _ID_CHARS.issuperset(cid)
 MAX_ID_LEN = 1024
 
 
 def validate_id(cid: str) -> None:
     # runc's rule, plus a length cap so a path component can never overflow NAME_MAX silently.
-    if (not cid or cid in (".", "..") or len(cid) > MAX_ID_LEN or not _ID_RE.match(cid)
+    if (not cid or cid in (".", "..") or len(cid) > MAX_ID_LEN or not _id_ok(cid)
             or len(cid.encode()) > 250):
         raise InvalidID()
 
@@ -76,7 +80,7 @@ class Store:
         path = os.path.join(self.dir(cid), STATE_FILE)
         try:
             with open(path, "rb") as f:
-                return json.loads(f.read())
+                return jsonio.loads(f.read())
         except FileNotFoundError:
             raise ContainerNotFound(cid) from None
         except ValueError:
@@ -87,7 +91,7 @@ class Store:
         tmp = os.path.join(d, "." + STATE_FILE + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, json.dumps(state, separators=(",", ":")).encode())
+            os.write(fd, jsonio.dumps(state, compact=True).encode())
         finally:
             os.close(fd)
         os.rename(tmp, os.path.join(d, STATE_FILE))
@@ -117,7 +121,7 @@ class Store:
             names = os.listdir(self.root)
         except FileNotFoundError:
             return []
-        return sorted(n for n in names if _ID_RE.match(n) and n not in (".", "..")
+        return sorted(n for n in names if _id_ok(n) and n not in (".", "..")
                       and os.path.isdir(os.path.join(self.root, n)))
 
 

@@ -1,0 +1,61 @@
+"""Signal numbers and names without the `signal` module.
+
+`import signal` builds enums at import time (and imports `enum`), a few milliseconds that every
+kill, delete and run would pay. `_signal`, the C module underneath, has the same functions and
+plain integer constants.
+"""
+
+from __future__ import annotations
+
+import _signal
+
+SIGHUP = _signal.SIGHUP
+SIGINT = _signal.SIGINT
+SIGQUIT = _signal.SIGQUIT
+SIGKILL = _signal.SIGKILL
+SIGUSR1 = _signal.SIGUSR1
+SIGUSR2 = _signal.SIGUSR2
+SIGTERM = _signal.SIGTERM
+SIGCHLD = _signal.SIGCHLD
+SIGCONT = _signal.SIGCONT
+SIGTSTP = _signal.SIGTSTP
+SIGWINCH = _signal.SIGWINCH
+SIGRTMIN = _signal.SIGRTMIN
+SIGRTMAX = _signal.SIGRTMAX
+SIG_DFL = _signal.SIG_DFL
+SIG_IGN = _signal.SIG_IGN
+
+# name -> number, e.g. "SIGTERM" -> 15 (aliases such as SIGIOT and SIGCLD included)
+BY_NAME: dict[str, int] = {n: getattr(_signal, n) for n in dir(_signal)
+                           if n.startswith("SIG") and not n.startswith("SIG_")
+                           and n not in ("SIGRTMIN", "SIGRTMAX")}
+
+
+def install(signum: int, handler) -> None:
+    _signal.signal(signum, handler)
+
+
+def parse(text: str) -> int:
+    """runc's signal syntax: a number, or a name with or without SIG (KILL, SIGKILL,
+    SIGRTMIN+3). Raises ValueError."""
+    t = text.strip()
+    if t.isdigit():
+        n = int(t)
+        if 0 < n <= SIGRTMAX:
+            return n
+        raise ValueError(text)
+    name = t.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    if name in BY_NAME:
+        return BY_NAME[name]
+    for prefix, base, sign in (("SIGRTMIN+", SIGRTMIN, 1), ("SIGRTMAX-", SIGRTMAX, -1)):
+        if name.startswith(prefix) and name[len(prefix):].isdigit():
+            n = base + sign * int(name[len(prefix):])
+            if SIGRTMIN <= n <= SIGRTMAX:
+                return n
+    if name == "SIGRTMIN":
+        return SIGRTMIN
+    if name == "SIGRTMAX":
+        return SIGRTMAX
+    raise ValueError(text)
