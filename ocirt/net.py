@@ -7,8 +7,9 @@ the start-up budget.
 from __future__ import annotations
 
 import fcntl
-import socket
 import struct
+
+import _socket  # the C module: `socket` itself imports enum and selectors (milliseconds)
 
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
@@ -16,8 +17,11 @@ IFF_UP = 0x1
 
 
 def link_up(name: str = "lo") -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
+    try:
         req = struct.pack("16sH14x", name.encode(), 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req))[1]
         if not flags & IFF_UP:
             fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", name.encode(), flags | IFF_UP))
+    finally:
+        s.close()

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from re import search as _search
+from ocirt.config.patterns import search as _search
 
 
 class Invalid(Exception):
