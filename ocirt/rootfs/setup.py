@@ -12,7 +12,7 @@ import os
 from ocirt.errors import SetupError
 from ocirt.linux import pathrs, procfs
 from ocirt.linux import syscalls as sc
-from ocirt.rootfs import attach, console as _console, devices, masked, mounts, pivot as _pivot
+from ocirt.rootfs import attach, devices, masked, mounts, pivot as _pivot
 from ocirt.rootfs import plan as _plan
 from ocirt.rootfs import propagation, sysctl
 from ocirt.rootfs.plan import Plan
@@ -21,7 +21,12 @@ __all__ = ["Plan", "plan", "prepare", "apply_sysctl", "pivot", "finalize", "cons
 
 
 def plan(config: dict, rootfs: str, bundle: str) -> Plan:
-    """Validate and pre-parse everything rootfs-related; raises ConfigError. No side effects."""
+    """Validate and pre-parse everything rootfs-related; raises ConfigError. No side effects.
+
+    Runs before the fork, so it also imports what console() will need after pivot_root, when
+    the config asks for a terminal (termios is not worth loading for every container)."""
+    if (config.get("process") or {}).get("terminal"):
+        from ocirt.rootfs import console as _console  # noqa: F401
     return _plan.build(config, rootfs, bundle)
 
 
@@ -89,6 +94,7 @@ def console(plan: Plan, console_size: dict | None = None) -> tuple[int, int, str
     also bind-mounted onto /dev/console."""
     root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        from ocirt.rootfs import console as _console  # imported by plan()
         master, peer, name = _console.open_pty(root, console_size)
         try:
             _console.bind_console(root, peer)

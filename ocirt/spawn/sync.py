@@ -7,8 +7,8 @@ other side died, which the init treats as "abort" and the runtime as "init faile
 
 from __future__ import annotations
 
-import array
 import os
+import struct
 
 # _socket, the C module under `socket`: the Python wrapper imports enum, selectors and more,
 # milliseconds on every create for nothing this module uses.
@@ -43,21 +43,23 @@ class Sync:
         payload = jsonio.dumps(data, compact=True).encode()
         if fds:
             self.sock.sendmsg([payload], [(_SOL_SOCKET, _SCM_RIGHTS,
-                                           array.array("i", fds))])
+                                           struct.pack(f"{len(fds)}i", *fds))])
         else:
             self.sock.send(payload)
 
     def recv(self) -> tuple[dict, list[int]]:
-        fds = array.array("i")
-        msg, anc, _flags, _addr = self.sock.recvmsg(MAX_MSG, _socket.CMSG_SPACE(16 * fds.itemsize))
+        # array would do too, but importing it pulls in collections.abc (milliseconds).
+        fds: list[int] = []
+        msg, anc, _flags, _addr = self.sock.recvmsg(MAX_MSG, _socket.CMSG_SPACE(16 * 4))
         for level, typ, cdata in anc:
             if level == _SOL_SOCKET and typ == _SCM_RIGHTS:
-                fds.frombytes(cdata[:len(cdata) - (len(cdata) % fds.itemsize)])
+                n = len(cdata) // 4
+                fds.extend(struct.unpack(f"{n}i", cdata[:n * 4]))
         if not msg:
             for fd in fds:
                 os.close(fd)
             raise SyncError("EOF")
-        return jsonio.loads(msg), list(fds)
+        return jsonio.loads(msg), fds
 
     def expect(self, kind: str) -> tuple[dict, list[int]]:
         msg, fds = self.recv()
