@@ -264,9 +264,6 @@ def _drive(cid: str, bundle: str, config: dict, sync: Sync, pid1: int, new_ns: s
         sync.expect("userns")
         _write_id_maps(pid1, linux)
         sync.send("userns-mapped")
-    if cgroup is not None:
-        cgroup.add(pid1)
-    sync.send("cgroup")
     init_pid = 0
     while True:
         msg, fds = sync.recv()
@@ -277,17 +274,19 @@ def _drive(cid: str, bundle: str, config: dict, sync: Sync, pid1: int, new_ns: s
         if kind == "pid":
             init_pid = msg["pid"]
             undo.pids.append(init_pid)
+            # The init is already building its rootfs; this write overlaps with that.
+            if cgroup is not None:
+                cgroup.add(init_pid)
+            sync.send("cgroup")
             _reap(pid1)
             undo.pids.remove(pid1)
         elif kind == "hooks":
-            init_pid = init_pid or _await_pid(sync, undo, pid1)
             st = hooks.oci_state(cid, "creating", init_pid, bundle, config.get("annotations"))
             hk = config.get("hooks") or {}
             hooks.run("prestart", hk.get("prestart"), st)
             hooks.run("createRuntime", hk.get("createRuntime"), st)
             sync.send("hooks-done")
         elif kind == "created":
-            init_pid = init_pid or _await_pid(sync, undo, pid1)
             for w in msg.get("warnings") or []:
                 logger.warning(w)
             if fds:
@@ -315,14 +314,6 @@ def _send_seccomp_listener(config: dict, fds: list[int], cid: str, pid: int,
     finally:
         for fd in fds:
             os.close(fd)
-
-
-def _await_pid(sync: Sync, undo: Undo, pid1: int) -> int:
-    msg, _ = sync.expect("pid")
-    undo.pids.append(msg["pid"])
-    _reap(pid1)
-    undo.pids.remove(pid1)
-    return msg["pid"]
 
 
 def _write_id_maps(pid: int, linux: dict) -> None:

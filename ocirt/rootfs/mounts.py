@@ -16,6 +16,8 @@ from ocirt.rootfs.plan import Mount, Plan, proc_rule
 def mount_all(plan: Plan) -> None:
     for m in plan.mounts:
         if m.kind == "cgroup":
+            if plan.rt.before_cgroup is not None:
+                plan.rt.before_cgroup()
             cgroupfs.mount(plan, m)
         elif plan.rt.dev_ro and m.destination == "/dev" and m.kind == "fresh":
             # Device nodes still have to be created in it: finalize() makes it read-only.

@@ -69,11 +69,14 @@ class Device:
 
 class Runtime:
     """What prepare() learns and later steps need (fds are this process's)."""
-    __slots__ = ("root_fd", "dev_ro")
+    __slots__ = ("root_fd", "dev_ro", "before_cgroup")
 
     def __init__(self) -> None:
         self.root_fd = -1
         self.dev_ro = False
+        # Called before the first cgroup mount: the init is only known to be in its cgroup
+        # (which the mount exposes) from then on; see ocirt.init.standard.
+        self.before_cgroup = None
 
 
 class Plan:
