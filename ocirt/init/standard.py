@@ -165,7 +165,7 @@ def _setup(launch: Launch, sync: Sync) -> None:
         sync.expect("hooks-done")
     if hooks.has(config, "createContainer"):
         hooks.run("createContainer", config["hooks"]["createContainer"],
-                  hooks.oci_state(launch.cid, "creating", os.getpid(), launch.bundle,
+                  hooks.oci_state(launch.cid, "created", os.getpid(), launch.bundle,
                                   config.get("annotations")))
 
     rootfs.apply_sysctl(launch.rootfs_plan)

@@ -277,11 +277,17 @@ def _drive(cid: str, bundle: str, config: dict, sync: Sync, pid1: int, new_ns: s
             # The init is already building its rootfs; this write overlaps with that.
             if cgroup is not None:
                 cgroup.add(init_pid)
-            sync.send("cgroup")
+            try:
+                sync.send("cgroup")
+            except OSError:
+                pass  # the init already failed: its error message is next in the socket
             _reap(pid1)
             undo.pids.remove(pid1)
         elif kind == "hooks":
-            st = hooks.oci_state(cid, "creating", init_pid, bundle, config.get("annotations"))
+            # "created": these hooks run after the environment exists (lifecycle step 3 and 4,
+            # after step 2, which is what "created" means in runtime.md); crun and the OCI
+            # validation suite agree.
+            st = hooks.oci_state(cid, "created", init_pid, bundle, config.get("annotations"))
             hk = config.get("hooks") or {}
             hooks.run("prestart", hk.get("prestart"), st)
             hooks.run("createRuntime", hk.get("createRuntime"), st)

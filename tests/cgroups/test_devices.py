@@ -34,10 +34,10 @@ def probe(m, spawn) -> dict[str, bool]:
     return res
 
 
-def test_emulator_order_and_reset():
+def test_emulator_keeps_the_listed_order_and_resets():
     rs = devices.parse([DENY_ALL, NULL, ZERO_R, ANY_MKNOD])
     assert not rs.default_allow
-    assert rs.rules() == [("c", -1, -1, "m"), ("c", 1, 3, "rwm"), ("c", 1, 5, "r")]
+    assert rs.rules() == [("c", 1, 3, "rwm"), ("c", 1, 5, "r"), ("c", -1, -1, "m")]
     rs = devices.parse([DENY_ALL, NULL, {"allow": False, "type": "c", "major": 1, "minor": 3,
                                          "access": "w"}])
     assert rs.rules() == [("c", 1, 3, "rm")]
@@ -45,7 +45,7 @@ def test_emulator_order_and_reset():
     assert rs.default_allow and rs.rules() == []
     # a partial "a" rule is expanded, never written as "a" (the kernel would allow all)
     rs = devices.parse([{"allow": True, "type": "a", "access": "r"}])
-    assert rs.rules() == [("b", -1, -1, "r"), ("c", -1, -1, "r")]
+    assert sorted(rs.rules()) == [("b", -1, -1, "r"), ("c", -1, -1, "r")]
 
 
 def test_emulator_refuses_hole_punching():

@@ -88,6 +88,10 @@ def test_same_files_as_runc(make, tmp_path):
         for ctrl, names in FILES.items():
             for name in names:
                 theirs, ours = read(rpaths[ctrl], name), read(m.paths[ctrl], name)
+                if name == "devices.list":
+                    # runc writes its rules sorted; ocirt in the config's order (the spec's
+                    # "listed order"): the same rules, in another order.
+                    theirs, ours = sorted(theirs.splitlines()), sorted(ours.splitlines())
                 if theirs != ours:
                     diffs.append((ctrl, name, theirs, ours))
         assert diffs == []

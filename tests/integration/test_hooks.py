@@ -51,7 +51,7 @@ def test_all_hooks_run_in_lifecycle_order(ocirt, hooked, cid, tmp_path):
 def test_hooks_get_the_state_on_stdin(ocirt, hooked, cid, tmp_path):
     ocirt.ok("run", "--bundle", str(hooked.path), cid)
     st = json.loads(read(tmp_path, "createRuntime", "stdin"))
-    assert st["id"] == cid and st["status"] == "creating" and st["pid"] > 0
+    assert st["id"] == cid and st["status"] == "created" and st["pid"] > 0
     assert st["bundle"] == str(hooked.path)
     assert json.loads(read(tmp_path, "poststart", "stdin"))["status"] == "running"
     assert json.loads(read(tmp_path, "poststop", "stdin"))["status"] == "stopped"

@@ -76,7 +76,9 @@ class RuleSet:
                                          "devices rules cannot punch a hole in it", source)
 
     def rules(self) -> list[tuple[str, int, int, str]]:
-        return [(k[0], k[1], k[2], a) for k, a in sorted(self.ex.items())]
+        # In the order the config listed them: the kernel keeps v1 exceptions in the order
+        # they are written, and the spec says rules apply in the listed order.
+        return [(k[0], k[1], k[2], a) for k, a in self.ex.items()]
 
 
 def fmt(key: Key, access: str) -> str:
@@ -155,11 +157,11 @@ def _apply_v1(d: str, rs: RuleSet, ctx: Ctx) -> None:
         return
     # Both deny by default: grant what is new first, then take away what is gone, so a
     # device kept in both sets stays usable throughout.
-    for key, acc in sorted(rs.ex.items()):
+    for key, acc in rs.ex.items():
         missing = "".join(ch for ch in acc if ch not in cur.ex.get(key, ""))
         if missing:
             fs.write(d, allow_f, fmt(key, missing), F, ctx.source)
-    for key, acc in sorted(cur.ex.items()):
+    for key, acc in cur.ex.items():
         extra = "".join(ch for ch in acc if ch not in rs.ex.get(key, ""))
         if extra:
             fs.write(d, deny_f, fmt(key, extra), F, ctx.source)
