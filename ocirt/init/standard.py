@@ -90,7 +90,12 @@ def intermediate(launch: Launch, sync: Sync) -> None:
         if flags:
             sc.unshare(flags)
         if "time" in launch.new_ns:
+            # A non-dumpable process's /proc files belong to the host's root, which a new user
+            # namespace does not map: be dumpable just for this write. No container process
+            # exists yet that could take advantage of it.
+            sc.prctl(sc.PR_SET_DUMPABLE, 1)
             _write_time_offsets(launch.config.get("linux", {}).get("timeOffsets") or {})
+            sc.prctl(sc.PR_SET_DUMPABLE, 0)
         pid = os.fork()
         if pid == 0:
             init(launch, sync)

@@ -1,0 +1,98 @@
+"""User and time namespaces: id mappings and clock offsets, checked inside and outside."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def reachable_rootfs(bundle, rootfs_template):
+    """A rootfs the mapped ids can reach: pytest's own temp dirs are 0700 root."""
+    d = Path(tempfile.mkdtemp(prefix="ocirt-userns-", dir="/var/tmp"))
+    d.chmod(0o755)
+    shutil.copytree(rootfs_template, d / "rootfs", symlinks=True)
+    bundle.config["root"]["path"] = str(d / "rootfs")
+    bundle.write()
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def with_userns(bundle, host_id: int = 100000) -> None:
+    bundle.config["linux"]["namespaces"].append({"type": "user"})
+    bundle.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": host_id, "size": 65536}]
+    bundle.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": host_id, "size": 65536}]
+
+
+def run_out(ocirt, bundle, cid, script: str) -> str:
+    bundle.sh(script)
+    p = ocirt("run", "--bundle", str(bundle.path), cid)
+    assert p.returncode == 0, p.stderr.decode()
+    return p.stdout.decode()
+
+
+def test_user_namespace_maps_container_root_to_the_configured_host_id(ocirt, bundle, cid,
+                                                                     reachable_rootfs):
+    with_userns(bundle)
+    out = run_out(ocirt, bundle, cid, "id -u; cat /proc/self/uid_map /proc/self/gid_map")
+    lines = out.splitlines()
+    assert lines[0] == "0"
+    assert lines[1].split() == ["0", "100000", "65536"]
+    assert lines[2].split() == ["0", "100000", "65536"]
+
+
+def test_user_namespace_process_runs_as_the_mapped_host_uid(ocirt, bundle, cid, reachable_rootfs):
+    with_userns(bundle)
+    bundle.args("sleep", "100")
+    ocirt.ok("create", "--bundle", str(bundle.path), cid)
+    pid = ocirt.state(cid)["pid"]
+    with open(f"/proc/{pid}/status") as f:
+        uid_line = [l for l in f if l.startswith("Uid:")][0]
+    assert uid_line.split()[1:] == ["100000"] * 4
+
+
+def test_host_root_files_appear_unmapped_inside_a_user_namespace(ocirt, bundle, cid, reachable_rootfs):
+    with_userns(bundle)
+    out = run_out(ocirt, bundle, cid, "stat -c '%u' /bin/busybox")
+    assert out.strip() == "65534"  # the overflow uid: host root is not mapped
+
+
+def test_user_namespace_root_cannot_write_host_owned_files(ocirt, bundle, cid, reachable_rootfs):
+    shared = reachable_rootfs / "shared"
+    shared.mkdir()
+    shared.chmod(0o755)
+    # The mountpoint must exist: the rootfs belongs to host root, which the container's root
+    # (host uid 100000) cannot write to.
+    (reachable_rootfs / "rootfs" / "shared").mkdir()
+    (shared / "f").write_text("host")
+    (shared / "f").chmod(0o644)
+    with_userns(bundle)
+    bundle.config["mounts"].append({"destination": "/shared", "type": "bind",
+                                    "source": str(shared), "options": ["rbind"]})
+    out = run_out(ocirt, bundle, cid, "echo x > /shared/f 2>&1; echo rc=$?")
+    assert "rc=1" in out
+    assert (shared / "f").read_text() == "host"
+
+
+def test_time_namespace_applies_the_configured_offsets(ocirt, bundle, cid):
+    bundle.config["linux"]["namespaces"].append({"type": "time"})
+    bundle.config["linux"]["timeOffsets"] = {"boottime": {"secs": 172800, "nanosecs": 0},
+                                             "monotonic": {"secs": 86400, "nanosecs": 0}}
+    out = run_out(ocirt, bundle, cid, "cat /proc/uptime; cat /proc/self/timens_offsets")
+    lines = out.splitlines()
+    with open("/proc/uptime") as f:
+        host_uptime = float(f.read().split()[0])
+    assert float(lines[0].split()[0]) >= host_uptime + 172800 - 60
+    offsets = {l.split()[0]: l.split()[1:] for l in lines[1:]}
+    assert offsets == {"monotonic": ["86400", "0"], "boottime": ["172800", "0"]}
+
+
+def test_time_namespace_works_inside_a_user_namespace(ocirt, bundle, cid, reachable_rootfs):
+    with_userns(bundle)
+    bundle.config["linux"]["namespaces"].append({"type": "time"})
+    bundle.config["linux"]["timeOffsets"] = {"boottime": {"secs": 1000, "nanosecs": 5}}
+    out = run_out(ocirt, bundle, cid, "grep boottime /proc/self/timens_offsets")
+    assert out.split() == ["boottime", "1000", "5"]
