@@ -118,6 +118,8 @@ def create(store: Store, cid: str, opts: Options) -> Created:
     validate_id(cid)
     from ocirt.config.load import load_bundle
     bundle, config = load_bundle(opts.bundle)
+    from ocirt.config import support
+    support.check(config)
     notify = False
     if os.environ.get("NOTIFY_SOCKET"):
         from ocirt import notify_socket

@@ -41,6 +41,8 @@ def execute(store: Store, cid: str, opts: ExecOptions) -> int:
     if status == machine.PAUSED and not opts.ignore_paused:
         raise StateError("cannot exec in a paused container (use --ignore-paused to override)")
     process = opts.process
+    from ocirt.config import support
+    support.check_process(process)
     from ocirt.process import security
     prep = security.prepare(process, c.config.get("linux") or {}, source="process",
                             seccomp_cache=store.seccomp_cache)

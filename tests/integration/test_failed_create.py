@@ -77,3 +77,17 @@ def test_missing_bundle_is_a_clear_error(ocirt, cid, tmp_path):
     p = ocirt("create", "--bundle", str(tmp_path / "nowhere"), cid)
     assert p.returncode == 1 and b"nowhere" in p.stderr
     assert ocirt.ids() == []
+
+
+@pytest.mark.parametrize("field,value", [
+    ("netDevices", {"eth9": {"name": "eth9"}}),
+    ("intelRdt", {"closID": "x"}),
+    ("memoryPolicy", {"mode": "MPOL_BIND", "nodes": "0"}),
+])
+def test_unsupported_linux_fields_fail_create_naming_the_field(ocirt, bundle, cid, field, value):
+    bundle.config["linux"][field] = value
+    bundle.args("true")
+    p = ocirt("create", "--bundle", str(bundle.path), cid)
+    assert p.returncode == 1
+    assert f"linux.{field}".encode() in p.stderr and b"not supported" in p.stderr
+    assert ocirt.ids() == []

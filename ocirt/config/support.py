@@ -1,0 +1,29 @@
+"""Fields of runtime-spec 1.3.0 that this version of ocirt does not implement.
+
+The spec says a runtime MUST error on values it does not support rather than ignore them, so
+a config that uses one of these fails at create, naming the field. The README lists them.
+"""
+
+from __future__ import annotations
+
+from ocirt.errors import ConfigError
+
+# JSON path -> why
+UNSUPPORTED = {
+    ("linux", "intelRdt"): "Intel RDT (resctrl) is not supported by ocirt",
+    ("linux", "netDevices"): "moving network devices into the container is not supported by ocirt",
+    ("linux", "memoryPolicy"): "NUMA memory policies are not supported by ocirt",
+    ("process", "execCPUAffinity"): "execCPUAffinity is not supported by ocirt",
+}
+
+
+def check(config: dict, source: str = "config.json") -> None:
+    for (top, key), why in UNSUPPORTED.items():
+        section = config.get(top)
+        if isinstance(section, dict) and section.get(key) not in (None, {}, []):
+            raise ConfigError(f"{top}.{key}", why, source)
+
+
+def check_process(process: dict, source: str = "process.json") -> None:
+    if process.get("execCPUAffinity") not in (None, {}):
+        raise ConfigError("execCPUAffinity", UNSUPPORTED[("process", "execCPUAffinity")], source)
