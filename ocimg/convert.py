@@ -13,6 +13,7 @@ from typing import Any
 from ocimg.errors import BundleError
 from ocimg.store import Image
 from ocimg.users import User
+from ocirt.config.defaults import default_spec
 
 OCI_VERSION = "1.3.0"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -35,36 +36,6 @@ CONTAINER_CAPS = [
     "CAP_SYS_CHROOT",
 ]
 CAP_SETS = {"container": CONTAINER_CAPS, "runc": RUNC_CAPS}
-
-MASKED_PATHS = [
-    "/proc/acpi",
-    "/proc/asound",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/sys/firmware",
-    "/proc/scsi",
-]
-READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
-
-
-def default_mounts() -> list[dict[str, Any]]:
-    return [
-        {"destination": "/proc", "type": "proc", "source": "proc"},
-        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-         "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-    ]
-
 
 @dataclass
 class Options:
@@ -134,7 +105,10 @@ def spec_for(image: Image, user: User, opts: Options, hostname: str) -> dict[str
     if user.additional_gids:
         process["user"]["additionalGids"] = list(user.additional_gids)
 
-    mounts = default_mounts()
+    # The namespaces, mounts and masked/read-only paths of `ocirt spec` (runc spec's), so the
+    # two tools never drift apart.
+    base = default_spec()
+    mounts = base["mounts"]
     for source, dest, ro in opts.binds:
         if not dest.startswith("/"):
             raise BundleError(f"bind mount destination {dest!r} must be absolute")
@@ -155,8 +129,8 @@ def spec_for(image: Image, user: User, opts: Options, hostname: str) -> dict[str
         "linux": {
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
             "namespaces": namespaces,
-            "maskedPaths": list(MASKED_PATHS),
-            "readonlyPaths": list(READONLY_PATHS),
+            "maskedPaths": base["linux"]["maskedPaths"],
+            "readonlyPaths": base["linux"]["readonlyPaths"],
         },
     }
 

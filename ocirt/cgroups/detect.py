@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+from ocirt.linux.mountinfo import unescape
+
 V1, V2, HYBRID = "v1", "v2", "hybrid"
 
 # Superblock options of a v1 cgroup mount that are not controller names.
@@ -63,20 +65,6 @@ class Host:
         return None
 
 
-def _unescape(s: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as octal.
-    if "\\" not in s:
-        return s
-    out, i = [], 0
-    while i < len(s):
-        if s[i] == "\\" and i + 4 <= len(s) and s[i + 1:i + 4].isdigit():
-            out.append(chr(int(s[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(s[i])
-            i += 1
-    return "".join(out)
-
 
 def parse_mountinfo(text: str) -> Host:
     v1: dict[str, Hierarchy] = {}
@@ -89,7 +77,7 @@ def parse_mountinfo(text: str) -> Host:
         if len(post_f) < 3 or post_f[0] not in ("cgroup", "cgroup2"):
             continue
         pre_f = pre.split()
-        root, mnt = _unescape(pre_f[3]), _unescape(pre_f[4])
+        root, mnt = unescape(pre_f[3]), unescape(pre_f[4])
         if post_f[0] == "cgroup2":
             # Keep the first mount, unless a later one is at the conventional place.
             if unified is None or mnt in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):

@@ -3,7 +3,6 @@ message, a log line and an exit code. Verb modules are imported only when called
 
 from __future__ import annotations
 
-import os
 import sys
 from ocirt.cli import flags as fl
 from ocirt.errors import OcirtError, UsageError

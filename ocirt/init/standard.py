@@ -18,7 +18,7 @@ from ocirt import hooks, net
 from ocirt.errors import OcirtError, SetupError
 from ocirt.init import namespaces as nsmod
 from ocirt.linux import syscalls as sc
-from ocirt.spawn.sync import Sync, SyncError
+from ocirt.spawn.sync import Sync
 
 
 class Launch:
@@ -132,7 +132,6 @@ def init(launch: Launch, sync: Sync) -> None:
 def _setup(launch: Launch, sync: Sync) -> None:
     from ocirt.rootfs import setup as rootfs
     config = launch.config
-    linux = config.get("linux") or {}
     process = config.get("process")
     new = launch.new_ns
 

@@ -146,21 +146,10 @@ def _kill(*pids: int) -> None:
 
 
 def _wait_foreground(pid: int, ours: socket.socket | None) -> int:
-    from ocirt.lifecycle.run import FORWARDED, _wait
-
-    def forward(signum, _frame) -> None:
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
-
-    for s in FORWARDED:
-        signals.install(s, forward)
+    from ocirt.lifecycle import foreground
+    master = None
     if ours is not None:
         from ocirt import console
         master = console.recv_master(ours)
         ours.close()
-        signals.install(signals.SIGWINCH, signals.SIG_DFL)
-        console.proxy(master, pid)
-        os.close(master)
-    return _wait(pid)
+    return foreground.wait(pid, master)

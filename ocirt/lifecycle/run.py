@@ -8,13 +8,10 @@ import os
 
 from ocirt import jsonio
 from ocirt.lifecycle import create as create_mod
+from ocirt.lifecycle import foreground
 from ocirt.lifecycle.container import Container
 from ocirt.lifecycle.start import start
-from ocirt.linux import signals
 from ocirt.state.store import Store
-
-FORWARDED = (signals.SIGTERM, signals.SIGINT, signals.SIGHUP, signals.SIGQUIT, signals.SIGUSR1,
-             signals.SIGUSR2, signals.SIGWINCH, signals.SIGCONT, signals.SIGTSTP)
 
 
 def run(store: Store, cid: str, opts: create_mod.Options, detach: bool = False,
@@ -39,22 +36,7 @@ def run(store: Store, cid: str, opts: create_mod.Options, detach: bool = False,
     if detach:
         return 0
 
-    def forward(signum, _frame) -> None:
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
-
-    for s in FORWARDED:
-        signals.install(s, forward)
-    if master is not None:
-        from ocirt import console
-        signals.install(signals.SIGWINCH, signals.SIG_DFL)
-        console.proxy(master, pid)
-        os.close(master)
-    status = _wait(pid)
-    for s in FORWARDED:
-        signals.install(s, signals.SIG_DFL)
+    status = foreground.wait(pid, master)
     if not keep:
         _cleanup(store, cid)
     return status
@@ -66,21 +48,6 @@ def _wants_terminal(bundle: str) -> bool:
             return bool((jsonio.loads(f.read()).get("process") or {}).get("terminal"))
     except (OSError, ValueError, AttributeError):
         return False  # create reports the problem properly
-
-
-def _wait(pid: int) -> int:
-    while True:
-        try:
-            wpid, status = os.waitpid(pid, 0)
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            return 255
-        if wpid == pid:
-            break
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
 
 
 def _cleanup(store: Store, cid: str) -> None:

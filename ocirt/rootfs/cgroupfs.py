@@ -20,6 +20,7 @@ import os
 from ocirt.errors import SetupError
 from ocirt.linux import pathrs, procfs
 from ocirt.linux import syscalls as sc
+from ocirt.linux.mountinfo import unescape
 from ocirt.rootfs import attach, mountpoint
 from ocirt.rootfs.options import MountOptions
 from ocirt.rootfs.plan import Mount, Plan
@@ -37,19 +38,6 @@ class Hierarchy:
         self.controllers = controllers
 
 
-def _unescape(s: str) -> str:
-    if "\\" not in s:
-        return s
-    out, i = [], 0
-    while i < len(s):
-        if s[i] == "\\" and i + 4 <= len(s) and s[i + 1:i + 4].isdigit():
-            out.append(chr(int(s[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(s[i])
-            i += 1
-    return "".join(out)
-
 
 def hierarchies(exclude_under: str) -> list[Hierarchy]:
     """cgroup mounts of our mount namespace (the host's, copied), first one per hierarchy."""
@@ -64,7 +52,7 @@ def hierarchies(exclude_under: str) -> list[Hierarchy]:
         fstype = f[sep + 1]
         if fstype not in ("cgroup", "cgroup2"):
             continue
-        mp = _unescape(f[4])
+        mp = unescape(f[4])
         if mp == exclude_under or mp.startswith(exclude_under.rstrip("/") + "/"):
             continue
         if fstype == "cgroup2":
@@ -74,7 +62,7 @@ def hierarchies(exclude_under: str) -> list[Hierarchy]:
         if ctrls in seen:
             continue
         seen.add(ctrls)
-        out.append(Hierarchy(mp, _unescape(f[3]), fstype, ctrls))
+        out.append(Hierarchy(mp, unescape(f[3]), fstype, ctrls))
     return out
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from ocirt_testlib import unique_id
 
 
 def wait_status(ocirt, cid: str, want: str, timeout: float = 10) -> dict:

@@ -66,7 +66,7 @@ def test_user_namespace_root_cannot_write_host_owned_files(ocirt, bundle, cid, r
     shared.chmod(0o755)
     # The mountpoint must exist: the rootfs belongs to host root, which the container's root
     # (host uid 100000) cannot write to.
-    (reachable_rootfs / "rootfs" / "shared").mkdir()
+    (reachable_rootfs / "rootfs" / "shared").mkdir(exist_ok=True)
     (shared / "f").write_text("host")
     (shared / "f").chmod(0o644)
     with_userns(bundle)

@@ -70,7 +70,7 @@ def test_config_json_has_runc_spec_namespaces_mounts_and_paths(ocimg, pulled, tm
     doc = config_of(tmp / "b")
     assert [n["type"] for n in doc["linux"]["namespaces"]] == ["pid", "network", "ipc", "uts", "mount"]
     assert [m["destination"] for m in doc["mounts"]] == ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue",
-                                                          "/sys"]
+                                                         "/sys", "/sys/fs/cgroup"]
     assert "/proc/kcore" in doc["linux"]["maskedPaths"] and "/proc/sys" in doc["linux"]["readonlyPaths"]
     assert doc["process"]["noNewPrivileges"] is True
 
