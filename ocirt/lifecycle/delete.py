@@ -83,14 +83,18 @@ def destroy(c: Container) -> None:
             cg.kill_all(signals.SIGKILL)
         except OSError:
             pass
-        for attempt in range(50):
+        # A killed process stays counted in its cgroup until its parent reaps it, which
+        # takes a moment when that parent is not us: retry briefly and often.
+        deadline = time.monotonic() + 5
+        while True:
             try:
                 cg.destroy()
                 break
             except OSError as e:
-                if attempt == 49:
+                if time.monotonic() > deadline:
                     logger.warning(f"failed to remove cgroup: {e}")
-                time.sleep(0.01)
+                    break
+                time.sleep(0.001)
     c.store.remove(c.id)
     hooks.run("poststop", (c.config.get("hooks") or {}).get("poststop"),
               c.hook_state(machine.STOPPED), warn_only=True)
