@@ -38,3 +38,38 @@ def pids_with_cmdline(marker: str) -> list[int]:
             except OSError:
                 pass
     return out
+
+
+def cgroup_mounts() -> tuple[dict[str, str], str | None]:
+    """(v1 controller -> mount point, the cgroup2 mount point or None) of this host."""
+    v1: dict[str, str] = {}
+    unified = None
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            _, mnt, typ, opts = line.split()[:4]
+            if typ == "cgroup2":
+                unified = mnt
+            elif typ == "cgroup":
+                for o in opts.split(","):
+                    v1.setdefault(o, mnt)
+    return v1, unified
+
+
+def cgroup_dirs(pid: int) -> dict[str, str]:
+    """controller -> the process's cgroup directory ("" for the cgroup2 hierarchy)."""
+    v1, unified = cgroup_mounts()
+    out = {}
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, ctrls, path = line.split(":", 2)
+        if ctrls == "":
+            if unified:
+                out[""] = unified + path
+            continue
+        for c in ctrls.split(","):
+            if c in v1:
+                out[c] = v1[c] + path
+    return out
+
+
+def read_cgroup_file(d: str, name: str) -> str:
+    return Path(d, name).read_text().strip()

@@ -11,46 +11,12 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
+from ocirt_testlib import cgroup_dirs, read_cgroup_file as read
 
 MiB = 1 << 20
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-def _mounts() -> tuple[dict[str, str], str | None]:
-    v1: dict[str, str] = {}
-    unified = None
-    with open("/proc/self/mounts") as f:
-        for line in f:
-            _, mnt, typ, opts = line.split()[:4]
-            if typ == "cgroup2":
-                unified = mnt
-            elif typ == "cgroup":
-                for o in opts.split(","):
-                    v1.setdefault(o, mnt)
-    return v1, unified
-
-
-def cgroup_dirs(pid: int) -> dict[str, str]:
-    """controller -> directory ("" for the cgroup2 hierarchy)."""
-    v1, unified = _mounts()
-    out = {}
-    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
-        _, ctrls, path = line.split(":", 2)
-        if ctrls == "":
-            if unified:
-                out[""] = unified + path
-            continue
-        for c in ctrls.split(","):
-            if c in v1:
-                out[c] = v1[c] + path
-    return out
-
-
-def read(d: str, name: str) -> str:
-    return Path(d, name).read_text().strip()
-
 
 def wait_for(cond, timeout: float = 20.0, what: str = "condition"):
     deadline = time.monotonic() + timeout

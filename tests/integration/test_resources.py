@@ -15,47 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from ocirt_testlib import unique_id
+from ocirt_testlib import cgroup_dirs, cgroup_mounts, unique_id
+from ocirt_testlib import read_cgroup_file as read
 
 MiB = 1 << 20
 RUNC = shutil.which("runc")
 U64_MAX_PAGE = "9223372036854771712"     # v1 "unlimited" as the kernel prints it
 
 
-def _mounts() -> tuple[dict[str, str], str | None]:
-    v1: dict[str, str] = {}
-    unified = None
-    with open("/proc/self/mounts") as f:
-        for line in f:
-            _, mnt, typ, opts = line.split()[:4]
-            if typ == "cgroup2":
-                unified = mnt
-            elif typ == "cgroup":
-                for o in opts.split(","):
-                    v1.setdefault(o, mnt)
-    return v1, unified
-
-
-V1_MOUNTS, UNIFIED = _mounts()
-
-
-def cgroup_dirs(pid: int) -> dict[str, str]:
-    """controller -> directory ("" for the cgroup2 hierarchy)."""
-    out = {}
-    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
-        _, ctrls, path = line.split(":", 2)
-        if ctrls == "":
-            if UNIFIED:
-                out[""] = UNIFIED + path
-            continue
-        for c in ctrls.split(","):
-            if c in V1_MOUNTS:
-                out[c] = V1_MOUNTS[c] + path
-    return out
-
-
-def read(d: str, name: str) -> str:
-    return Path(d, name).read_text().strip()
+V1_MOUNTS, UNIFIED = cgroup_mounts()
 
 
 def need_v1(*controllers: str) -> None:
