@@ -72,7 +72,12 @@ def _exec(launch: ExecLaunch, sync: Sync) -> None:
     standard.close_fds_except(keep)
     for fd in range(3, 3 + launch.preserve_fds):
         os.set_inheritable(fd, True)
-    security.apply_seccomp(prep)
+    listener = security.apply_seccomp(prep)
+    if listener is not None:
+        # The agent's socket is on the host: the runtime hands the listener over (the profile
+        # must allow sendmsg, as with runc).
+        sync.send("listener", fds=[listener])
+        os.close(listener)
     os.execve(path, process["args"], env)
 
 

@@ -120,10 +120,14 @@ def _spawn(c: Container, launch: setns.ExecLaunch, opts: ExecOptions) -> int:
         pid = msg["pid"]
         os.waitpid(pid1, 0)
         # Close-on-exec: EOF means the exec happened; a message means it failed.
-        try:
-            msg, _ = parent.recv()
-        except SyncError:
-            return pid
+        while True:
+            try:
+                msg, fds = parent.recv()
+            except SyncError:
+                return pid
+            if msg.get("type") != "listener":
+                break
+            _send_listener(c, pid, fds)
         raise ExecFailed(f"exec failed: {msg.get('message', 'unknown error')}")
     except SyncError as e:
         _kill(pid1, pid)
@@ -133,6 +137,19 @@ def _spawn(c: Container, launch: setns.ExecLaunch, opts: ExecOptions) -> int:
         raise
     finally:
         parent.close()
+
+
+def _send_listener(c: Container, pid: int, fds: list[int]) -> None:
+    """The exec'd process's seccomp notify fd, to the agent at listenerPath."""
+    from ocirt.process import security
+    seccomp = (c.config.get("linux") or {}).get("seccomp") or {}
+    try:
+        if fds and seccomp.get("listenerPath"):
+            security.send_listener(seccomp["listenerPath"], seccomp.get("listenerMetadata", ""),
+                                   fds[0], c.hook_state(machine.RUNNING) | {"pid": pid})
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def _kill(*pids: int) -> None:
