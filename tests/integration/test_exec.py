@@ -110,3 +110,46 @@ def test_exec_into_a_paused_container_needs_ignore_paused(ocirt, running):
 def test_exec_into_an_unknown_container_fails(ocirt):
     p = ocirt("exec", "nope", "true")
     assert p.returncode == 1 and b"container does not exist" in p.stderr
+
+
+def test_exec_hands_a_notify_listener_to_the_seccomp_agent(ocirt, bundle, cid, tmp_path):
+    import array
+    import socket
+    import threading
+    path = str(tmp_path / "agent.sock")
+    agent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    agent.bind(path)
+    agent.listen(4)
+    got: list[tuple[dict, int]] = []
+
+    def serve() -> None:
+        for _ in range(2):
+            conn, _ = agent.accept()
+            with conn:
+                fds = array.array("i")
+                msg, anc, _f, _a = conn.recvmsg(65536, socket.CMSG_SPACE(4 * fds.itemsize))
+                for level, typ, data in anc:
+                    if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+                        fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
+                got.append((json.loads(msg), len(fds)))
+                for fd in fds:
+                    os.close(fd)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    bundle.config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW", "listenerPath": path, "listenerMetadata": "meta",
+        "syscalls": [{"names": ["mkdirat", "mkdir"], "action": "SCMP_ACT_NOTIFY"}]}
+    bundle.args("sleep", "100")
+    try:
+        ocirt.ok("create", "--bundle", str(bundle.path), cid)
+        ocirt.ok("start", cid)
+        p = ocirt("exec", cid, "true")
+        assert p.returncode == 0, p.stderr
+        t.join(10)
+    finally:
+        agent.close()
+    assert len(got) == 2
+    for state, nfds in got:
+        assert nfds == 1 and state["fds"] == ["seccompFd"] and state["metadata"] == "meta"
+        assert state["state"]["id"] == cid
