@@ -114,7 +114,27 @@ def device_rules(config: dict) -> list[dict]:
     return rules
 
 
-def create(store: Store, cid: str, opts: Options) -> Created:
+class _Checked:
+    """Everything create decided before touching the system."""
+
+    def __init__(self, bundle: str, config: dict, rootfs: str, plan: object, prep: object,
+                 new_ns: set[str], join: dict[str, str], cgroup: object, resources: dict,
+                 notify: bool) -> None:
+        self.bundle = bundle
+        self.config = config
+        self.rootfs = rootfs
+        self.plan = plan
+        self.prep = prep
+        self.new_ns = new_ns
+        self.join = join
+        self.cgroup = cgroup
+        self.resources = resources
+        self.notify = notify
+
+
+def _check(store: Store, cid: str, opts: Options) -> _Checked:
+    """Load, validate and compile everything, with no side effect on the system: a bad config
+    fails here, before anything exists that would need undoing."""
     validate_id(cid)
     from ocirt.config.load import load_bundle
     bundle, config = load_bundle(opts.bundle)
@@ -125,9 +145,6 @@ def create(store: Store, cid: str, opts: Options) -> Created:
         from ocirt import notify_socket
         notify_socket.setup_spec(config, store.dir(cid))
         notify = True
-
-    # Everything that can be checked without side effects is checked here, so a bad config
-    # fails before anything exists.
     from ocirt.rootfs import setup as rootfs_setup
     linux = config.get("linux") or {}
     rootfs_path = config["root"]["path"]
@@ -160,19 +177,26 @@ def create(store: Store, cid: str, opts: Options) -> Created:
         cgroup = manager.for_container(cid, linux.get("cgroupsPath"),
                                        systemd=opts.systemd_cgroup, rootless=opts.rootless)
         cgroup.validate(resources)
+    return _Checked(bundle, config, rootfs_path, plan, prep, new_ns, join, cgroup, resources,
+                    notify)
 
+
+def create(store: Store, cid: str, opts: Options) -> Created:
+    ck = _check(store, cid, opts)
+    bundle, config, cgroup = ck.bundle, ck.config, ck.cgroup
     undo = Undo(store, cid)
     console_sock = None
     try:
         undo.state_dir = store.create_dir(cid)
-        if notify:
+        if ck.notify:
+            from ocirt import notify_socket
             notify_socket.make_dir(undo.state_dir)
         with store.lock(cid):
             fifo = os.path.join(undo.state_dir, FIFO_NAME)
             os.mkfifo(fifo, 0o622)
             os.chmod(fifo, 0o622)
             if cgroup is not None:
-                cgroup.create(resources)
+                cgroup.create(ck.resources)
                 undo.cgroup = cgroup
             if opts.console_conn is not None:
                 console_sock = opts.console_conn
@@ -184,17 +208,17 @@ def create(store: Store, cid: str, opts: Options) -> Created:
                 except OSError as e:
                     raise SetupError(f"failed to connect to console socket {opts.console_socket}: "
                                      f"{e.strerror}") from None
-            pid, pid_start = _spawn(cid, bundle, config, plan, prep, new_ns, join, fifo, opts,
-                                    cgroup, console_sock, undo)
+            pid, pid_start = _spawn(cid, bundle, config, ck.plan, ck.prep, ck.new_ns, ck.join,
+                                    fifo, opts, cgroup, console_sock, undo)
             state = {
                 "ociVersion": config.get("ociVersion", OCI_VERSION),
                 "id": cid,
                 "pid": pid,
                 "pid_start": pid_start,
                 "bundle": bundle,
-                "rootfs": rootfs_path,
+                "rootfs": ck.rootfs,
                 "created": _now_rfc3339(),
-                "owner": "",
+                "owner": _owner(),
                 "annotations": config.get("annotations") or {},
                 "config": config,
                 "cgroup": cgroup.to_state() if cgroup is not None else None,
@@ -340,6 +364,22 @@ def _write_id_maps(pid: int, linux: dict) -> None:
             raise SetupError(f"failed to write {name}: {e.strerror}") from None
         finally:
             os.close(fd)
+
+
+def _owner() -> str:
+    """runc's `owner`: the name of the user that created the container."""
+    uid = os.geteuid()
+    if uid == 0:
+        return "root"
+    try:
+        with open("/etc/passwd", "rb") as f:
+            for line in f:
+                parts = line.decode(errors="replace").split(":")
+                if len(parts) > 2 and parts[2] == str(uid):
+                    return parts[0]
+    except OSError:
+        pass
+    return str(uid)
 
 
 def write_pid_file(path: str, pid: int) -> None:
