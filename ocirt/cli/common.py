@@ -34,4 +34,5 @@ def create_options(ctx, parsed: Parsed):
                    console_socket=parsed["console-socket"], no_pivot=parsed["no-pivot"],
                    no_new_keyring=parsed["no-new-keyring"], preserve_fds=parsed["preserve-fds"],
                    systemd_cgroup=ctx.systemd_cgroup, rootless=ctx.rootless == "true",
-                   cgroups_disabled=ctx.cgroup_manager == "disabled")
+                   cgroups_disabled=ctx.cgroup_manager == "disabled",
+                   pidfd_socket=parsed["pidfd-socket"])

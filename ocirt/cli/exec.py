@@ -46,7 +46,8 @@ def run(ctx, parsed) -> int:
     opts = ExecOptions(process, detach=parsed["detach"], pid_file=parsed["pid-file"],
                        console_socket=parsed["console-socket"],
                        preserve_fds=parsed["preserve-fds"], cgroup=",".join(parsed["cgroup"]),
-                       ignore_paused=parsed["ignore-paused"])
+                       ignore_paused=parsed["ignore-paused"],
+                       pidfd_socket=parsed["pidfd-socket"])
     return execute(store, cid, opts)
 
 

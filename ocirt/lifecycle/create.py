@@ -38,7 +38,8 @@ class Options:
     def __init__(self, bundle: str = ".", pid_file: str = "", console_socket: str = "",
                  no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
                  systemd_cgroup: bool = False, rootless: bool = False,
-                 cgroups_disabled: bool = False, console_conn: object = None) -> None:
+                 cgroups_disabled: bool = False, console_conn: object = None,
+                 pidfd_socket: str = "") -> None:
         self.bundle = bundle
         self.pid_file = pid_file
         self.console_socket = console_socket
@@ -51,6 +52,7 @@ class Options:
         # A connected socket standing in for --console-socket: `run -t` in the foreground
         # receives the pty master itself.
         self.console_conn = console_conn
+        self.pidfd_socket = pidfd_socket
 
 
 class Created:
@@ -227,6 +229,9 @@ def create(store: Store, cid: str, opts: Options) -> Created:
             store.save(cid, state)
             if opts.pid_file:
                 write_pid_file(opts.pid_file, pid)
+            if opts.pidfd_socket:
+                from ocirt.spawn import pidfd_socket
+                pidfd_socket.send(opts.pidfd_socket, pid, "init")
         return Created(cid, pid, state, undo)
     except BaseException:
         undo.run()

@@ -23,7 +23,7 @@ from ocirt.state.store import Store
 class ExecOptions:
     def __init__(self, process: dict, detach: bool = False, pid_file: str = "",
                  console_socket: str = "", preserve_fds: int = 0, cgroup: str = "",
-                 ignore_paused: bool = False) -> None:
+                 ignore_paused: bool = False, pidfd_socket: str = "") -> None:
         self.process = process
         self.detach = detach
         self.pid_file = pid_file
@@ -31,6 +31,7 @@ class ExecOptions:
         self.preserve_fds = preserve_fds
         self.cgroup = cgroup
         self.ignore_paused = ignore_paused
+        self.pidfd_socket = pidfd_socket
 
 
 def execute(store: Store, cid: str, opts: ExecOptions) -> int:
@@ -82,6 +83,9 @@ def execute(store: Store, cid: str, opts: ExecOptions) -> int:
     if opts.pid_file:
         from ocirt.lifecycle.create import write_pid_file
         write_pid_file(opts.pid_file, pid)
+    if opts.pidfd_socket:
+        from ocirt.spawn import pidfd_socket
+        pidfd_socket.send(opts.pidfd_socket, pid, "exec")
     if opts.detach:
         return 0
     return _wait_foreground(pid, ours)

@@ -510,3 +510,63 @@ def test_notify_socket_before_ready_signals_reach_the_container(rt, bundle, tmp_
         p.stdout.close()
         p.stderr.close()
         host.close()
+
+
+def _pidfd_listener(path):
+    import socket
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(path))
+    srv.listen(1)
+    return srv
+
+
+def _recv_pidfd(srv) -> tuple[bytes, int]:
+    import array
+    import socket
+    conn, _ = srv.accept()
+    with conn:
+        fds = array.array("i")
+        msg, anc, _f, _a = conn.recvmsg(4096, socket.CMSG_SPACE(fds.itemsize))
+        for level, typ, data in anc:
+            if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+                fds.frombytes(data[:fds.itemsize])
+    return msg, fds[0]
+
+
+def _pid_of_pidfd(fd: int) -> int:
+    with open(f"/proc/self/fdinfo/{fd}") as f:
+        return int([l for l in f if l.startswith("Pid:")][0].split()[1])
+
+
+def test_pidfd_socket_receives_a_pidfd_of_the_init(ocirt, bundle, cid, tmp_path):
+    srv = _pidfd_listener(tmp_path / "pidfd.sock")
+    bundle.args("sleep", "100")
+    try:
+        ocirt.ok("create", "--bundle", str(bundle.path), "--pidfd-socket",
+                 str(tmp_path / "pidfd.sock"), cid)
+        msg, fd = _recv_pidfd(srv)
+    finally:
+        srv.close()
+    try:
+        assert msg == b"init"
+        assert _pid_of_pidfd(fd) == ocirt.state(cid)["pid"]
+    finally:
+        os.close(fd)
+
+
+def test_pidfd_socket_receives_a_pidfd_of_an_exec_process(ocirt, bundle, cid, tmp_path):
+    bundle.args("sleep", "100")
+    ocirt.ok("run", "-d", "--bundle", str(bundle.path), cid)
+    srv = _pidfd_listener(tmp_path / "pidfd.sock")
+    pidfile = tmp_path / "exec.pid"
+    try:
+        ocirt.ok("exec", "-d", "--pid-file", str(pidfile), "--pidfd-socket",
+                 str(tmp_path / "pidfd.sock"), cid, "sleep", "30")
+        msg, fd = _recv_pidfd(srv)
+    finally:
+        srv.close()
+    try:
+        assert msg == b"exec"
+        assert _pid_of_pidfd(fd) == int(pidfile.read_text())
+    finally:
+        os.close(fd)
