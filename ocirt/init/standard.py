@@ -11,6 +11,7 @@ Every error path ends in os._exit(), never in a return into the runtime's own cl
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import sys
@@ -28,7 +29,7 @@ class Launch:
                  security: object, fifo_fd: int, new_ns: set[str] | None = None,
                  join_fds: list[tuple[str, int]] | None = None, preserve_fds: int = 0,
                  console_fd: int | None = None, no_pivot: bool = False,
-                 extra_env: list[str] | None = None) -> None:
+                 extra_env: list[str] | None = None, new_keyring: bool = True) -> None:
         self.cid = cid
         self.bundle = bundle
         self.config = config
@@ -41,6 +42,7 @@ class Launch:
         self.console_fd = console_fd      # connected --console-socket
         self.no_pivot = no_pivot
         self.extra_env = extra_env or []
+        self.new_keyring = new_keyring
 
 
 def _fail(sync: Sync, exc: BaseException) -> None:
@@ -150,6 +152,8 @@ def _setup(launch: Launch, sync: Sync) -> None:
     launch.rootfs_plan.rt.before_cgroup = join_cgroup
 
     os.setsid()
+    if launch.new_keyring:
+        _join_session_keyring(launch.cid)
     if "network" in new:
         net.link_up("lo")
     if "uts" in new:
@@ -254,6 +258,18 @@ def _release_answer(answer: bytes) -> None:
             pass
         os.close(_fifo_write_fd)
         _fifo_write_fd = None
+
+
+def _join_session_keyring(cid: str) -> None:
+    """Our own session keyring, so the container does not share the caller's (runc does the
+    same, unless --no-new-keyring). Kernels without keyrings just skip it."""
+    try:
+        serial = sc.join_session_keyring(f"_ses.{cid}")
+        # Let the container's user search it and anyone view it, as runc sets it up.
+        sc.set_keyring_perm(serial, sc.keyring_perm(serial) | 0x080101)
+    except OSError as e:
+        if e.errno != errno.ENOSYS:
+            raise SetupError(f"unable to join session keyring: {e.strerror}") from None
 
 
 def _make_cwd(launch: Launch) -> None:

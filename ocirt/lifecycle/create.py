@@ -267,7 +267,7 @@ def _spawn(cid: str, bundle: str, config: dict, plan: object, prep: object, new_
         cid=cid, bundle=bundle, config=config, rootfs_plan=plan, security=prep,
         fifo_fd=fifo_fd, new_ns=new_ns, join_fds=join_fds, preserve_fds=preserve,
         console_fd=console_sock.fileno() if console_sock is not None else None,
-        no_pivot=opts.no_pivot, extra_env=extra_env)
+        no_pivot=opts.no_pivot, extra_env=extra_env, new_keyring=not opts.no_new_keyring)
     parent, child = Sync.pair()
     pid1 = os.fork()
     if pid1 == 0:

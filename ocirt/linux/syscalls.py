@@ -16,9 +16,9 @@ _syscall.restype = ctypes.c_long
 
 # Syscalls without a glibc wrapper. Numbers from 424 on are the same on every architecture.
 _ARCH_NR = {
-    "x86_64": {"pivot_root": 155, "seccomp": 317, "ioprio_set": 251, "ioprio_get": 252,
+    "x86_64": {"keyctl": 250, "pivot_root": 155, "seccomp": 317, "ioprio_set": 251, "ioprio_get": 252,
                "sched_setattr": 314, "set_mempolicy": 238, "kcmp": 312},
-    "aarch64": {"pivot_root": 41, "seccomp": 277, "ioprio_set": 30, "ioprio_get": 31,
+    "aarch64": {"keyctl": 219, "pivot_root": 41, "seccomp": 277, "ioprio_set": 30, "ioprio_get": 31,
                 "sched_setattr": 274, "set_mempolicy": 237, "kcmp": 272},
 }
 NR: dict[str, int] = dict(_ARCH_NR.get(os.uname().machine, _ARCH_NR["x86_64"]))
@@ -317,3 +317,25 @@ def renameat2(olddirfd: int, oldpath: str | bytes, newdirfd: int, newpath: str |
     if _libc.renameat2(ctypes.c_int(olddirfd), _b(oldpath), ctypes.c_int(newdirfd),
                        _b(newpath), ctypes.c_uint(flags)) != 0:
         raise _err("renameat2", os.fsdecode(oldpath))
+
+
+KEYCTL_JOIN_SESSION_KEYRING = 1
+KEYCTL_SETPERM = 5
+KEYCTL_DESCRIBE = 6
+
+
+def join_session_keyring(name: str) -> int:
+    """A new session keyring named `name` for the calling process; returns its serial."""
+    return _sys("keyctl", ctypes.c_int(KEYCTL_JOIN_SESSION_KEYRING), _b(name))
+
+
+def keyring_perm(serial: int) -> int:
+    buf = ctypes.create_string_buffer(256)
+    n = _sys("keyctl", ctypes.c_int(KEYCTL_DESCRIBE), ctypes.c_int(serial), buf,
+             ctypes.c_size_t(len(buf)))
+    # "type;uid;gid;perm;description", perm in hex
+    return int(buf.raw[:max(n - 1, 0)].split(b";")[3], 16)
+
+
+def set_keyring_perm(serial: int, perm: int) -> None:
+    _sys("keyctl", ctypes.c_int(KEYCTL_SETPERM), ctypes.c_int(serial), ctypes.c_uint(perm))

@@ -173,3 +173,20 @@ def test_cgroup_namespace_root_is_the_container_cgroup(ocirt, bundle, cid):
     bundle.config["linux"]["namespaces"].append({"type": "cgroup"})
     out = run_out(ocirt, bundle, cid, "cat /proc/self/cgroup")
     assert all(line.endswith(":/") for line in out.splitlines()), out
+
+
+def _host_keyrings() -> str:
+    with open("/proc/keys") as f:
+        return f.read()
+
+
+def test_container_gets_its_own_session_keyring(ocirt, bundle, cid):
+    bundle.args("sleep", "100")
+    ocirt.ok("create", "--bundle", str(bundle.path), cid)
+    assert f"_ses.{cid}:" in _host_keyrings()
+
+
+def test_no_new_keyring_keeps_the_callers_session_keyring(ocirt, bundle, cid):
+    bundle.args("sleep", "100")
+    ocirt.ok("create", "--no-new-keyring", "--bundle", str(bundle.path), cid)
+    assert f"_ses.{cid}:" not in _host_keyrings()
