@@ -76,9 +76,8 @@ class Forwarder:
 
     def forward(self, pid: int) -> None:
         """Wait for READY= from the container (or the exit of `pid`), then notify the host."""
-        from ocirt.linux import syscalls as sc
         try:
-            pidfd = sc.pidfd_open(pid)
+            pidfd = os.pidfd_open(pid)
         except OSError:
             self.close()
             return

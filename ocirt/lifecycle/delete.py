@@ -10,7 +10,6 @@ from ocirt import hooks
 from ocirt.errors import ContainerNotFound, StateError
 from ocirt.lifecycle.container import Container
 from ocirt.linux import signals
-from ocirt.linux import syscalls as sc
 from ocirt.log import logger
 from ocirt.state import machine
 from ocirt.state.store import STATE_FILE, Store
@@ -44,13 +43,13 @@ def delete(store: Store, cid: str, force: bool = False) -> None:
 def kill_and_wait(c: Container, paused: bool) -> None:
     cg = c.cgroup()
     try:
-        fd = sc.pidfd_open(c.pid)
+        fd = os.pidfd_open(c.pid)
     except OSError:
         fd = None
     if fd is not None:
         try:
             if machine.start_time(c.pid) == c.state.get("pid_start"):
-                sc.pidfd_send_signal(fd, signals.SIGKILL)
+                signals.pidfd_send_signal(fd, signals.SIGKILL)
         except ProcessLookupError:
             pass
     if cg is not None:

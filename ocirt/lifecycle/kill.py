@@ -7,7 +7,6 @@ import os
 from ocirt.errors import ContainerNotRunning, UsageError
 from ocirt.lifecycle.container import Container
 from ocirt.linux import signals
-from ocirt.linux import syscalls as sc
 from ocirt.state import machine
 from ocirt.state.store import Store
 
@@ -36,13 +35,13 @@ def kill(store: Store, cid: str, sig: int, all_processes: bool = False) -> None:
 def signal_init(c: Container, sig: int) -> None:
     # A pidfd pins the process we checked (pid + start time) so a recycled pid is never hit.
     try:
-        fd = sc.pidfd_open(c.pid)
+        fd = os.pidfd_open(c.pid)
     except OSError:
         raise ContainerNotRunning() from None
     try:
         if machine.start_time(c.pid) != c.state.get("pid_start"):
             raise ContainerNotRunning()
-        sc.pidfd_send_signal(fd, sig)
+        signals.pidfd_send_signal(fd, sig)
     except ProcessLookupError:
         raise ContainerNotRunning() from None
     finally:

@@ -10,7 +10,6 @@ from ocirt import hooks
 from ocirt.errors import SetupError, StateError
 from ocirt.lifecycle.container import Container
 from ocirt.linux import signals
-from ocirt.linux import syscalls as sc
 from ocirt.state import machine
 from ocirt.state.store import FIFO_NAME, Store
 
@@ -71,7 +70,7 @@ def release(c: Container) -> None:
     rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         try:
-            pidfd = sc.pidfd_open(c.pid)
+            pidfd = os.pidfd_open(c.pid)
         except OSError:
             raise StateError("container not running") from None
         try:

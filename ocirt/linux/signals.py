@@ -31,6 +31,11 @@ BY_NAME: dict[str, int] = {n: getattr(_signal, n) for n in dir(_signal)
                            and n not in ("SIGRTMIN", "SIGRTMAX")}
 
 
+def pidfd_send_signal(pidfd: int, sig: int) -> None:
+    """Signal the process a pidfd pins (no ctypes: the C module has it)."""
+    _signal.pidfd_send_signal(pidfd, sig)
+
+
 def install(signum: int, handler) -> None:
     _signal.signal(signum, handler)
 
