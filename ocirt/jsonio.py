@@ -40,7 +40,10 @@ def loads(data: str | bytes) -> object:
         i += 1
     try:
         obj, end = _scan(s, i)
-    except (StopIteration, ValueError):
+    except (StopIteration, ValueError, SystemError):
+        # The C scanner builds its error from json.decoder, which it only finds when that
+        # module is already imported; otherwise it fails with SystemError. Either way the
+        # json package gives the real message (with line and column).
         return _slow_loads(s)
     while end < n and s[end] in _WS:
         end += 1

@@ -91,3 +91,12 @@ def test_unsupported_linux_fields_fail_create_naming_the_field(ocirt, bundle, ci
     assert p.returncode == 1
     assert f"linux.{field}".encode() in p.stderr and b"not supported" in p.stderr
     assert ocirt.ids() == []
+
+
+def test_malformed_config_json_names_line_and_column(ocirt, bundle, cid):
+    (bundle.path / "config.json").write_text('{"ociVersion": "1.3.0",\n  bad}')
+    p = ocirt("create", "--bundle", str(bundle.path), cid)
+    assert p.returncode == 1
+    assert b"config.json: invalid JSON at line 2 column 3" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    assert ocirt.ids() == []
