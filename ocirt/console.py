@@ -18,35 +18,7 @@ import termios
 import tty
 
 from ocirt.errors import SetupError
-from ocirt.linux import syscalls as sc
-
-TIOCGPTPEER = 0x5441
-# Not in Python's termios module.
-TIOCSPTLCK = 0x40045431
-TIOCGPTN = 0x80045430
-
-
-def open_pty(size: dict | None) -> tuple[int, int, str]:
-    """A pty pair from /dev/pts/ptmx of the current mount namespace. The ptmx is verified to be
-    a devpts ptmx and the peer is obtained with TIOCGPTPEER, so no path lookup can redirect it
-    (CVE-2025-52565)."""
-    ptmx = os.open("/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    try:
-        st = os.fstat(ptmx)
-        if (sc.fstatfs_type(ptmx) != sc.DEVPTS_SUPER_MAGIC or st.st_ino != 2
-                or os.major(st.st_rdev) != 5 or os.minor(st.st_rdev) != 2):
-            raise SetupError("/dev/pts/ptmx is not the ptmx of a devpts instance")
-        fcntl.ioctl(ptmx, TIOCSPTLCK, struct.pack("i", 0))
-        n = struct.unpack("I", fcntl.ioctl(ptmx, TIOCGPTN, struct.pack("I", 0)))[0]
-        slave = fcntl.ioctl(ptmx, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
-    except BaseException:
-        os.close(ptmx)
-        raise
-    size = size or {}
-    if size.get("height") or size.get("width"):
-        set_size(slave, size.get("height", 0), size.get("width", 0))
-    return ptmx, slave, f"/dev/pts/{n}"
-
+from ocirt.rootfs import console as pty
 
 def set_size(fd: int, rows: int, cols: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
@@ -84,8 +56,13 @@ def become_tty(slave: int) -> None:
 
 
 def attach(sock_fd: int, size: dict | None) -> None:
-    """In the container: allocate the pty, send the master, take the slave."""
-    master, slave, name = open_pty(size)
+    """In the container (exec, after joining its mount namespace): allocate a verified pty of
+    its devpts, send the master, take the slave."""
+    root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        master, slave, name = pty.open_pty(root, size)
+    finally:
+        os.close(root)
     try:
         send_master(sock_fd, master, name)
     finally:
