@@ -38,7 +38,7 @@ class Options:
     def __init__(self, bundle: str = ".", pid_file: str = "", console_socket: str = "",
                  no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
                  systemd_cgroup: bool = False, rootless: bool = False,
-                 cgroups_disabled: bool = False, console_conn: object = None,
+                 cgroups_disabled: bool = False, foreground_tty: bool = False,
                  pidfd_socket: str = "") -> None:
         self.bundle = bundle
         self.pid_file = pid_file
@@ -49,20 +49,22 @@ class Options:
         self.systemd_cgroup = systemd_cgroup
         self.rootless = rootless
         self.cgroups_disabled = cgroups_disabled
-        # A connected socket standing in for --console-socket: `run -t` in the foreground
-        # receives the pty master itself.
-        self.console_conn = console_conn
+        # `run` in the foreground: with process.terminal and no --console-socket, the pty
+        # master comes back to the caller (Created.console) instead of going to a manager.
+        self.foreground_tty = foreground_tty
         self.pidfd_socket = pidfd_socket
 
 
 class Created:
     """What `run` needs after create: the init's pid and the parts to undo on failure."""
 
-    def __init__(self, cid: str, pid: int, state: dict, undo: "Undo") -> None:
+    def __init__(self, cid: str, pid: int, state: dict, undo: "Undo",
+                 console: object = None) -> None:
         self.cid = cid
         self.pid = pid
         self.state = state
         self.undo = undo
+        self.console = console  # our end of the pty hand-off, with Options.foreground_tty
 
 
 class Undo:
@@ -165,7 +167,7 @@ def _check(store: Store, cid: str, opts: Options) -> _Checked:
         for w in prep.warnings:
             logger.warning(w)
         del prep.warnings[:]
-        if process.get("terminal") and not (opts.console_socket or opts.console_conn):
+        if process.get("terminal") and not (opts.console_socket or opts.foreground_tty):
             raise SetupError("cannot allocate tty if ocirt will detach without setting console socket")
     if opts.console_socket and not (process and process.get("terminal")):
         raise SetupError("cannot use console socket if ocirt will not detach or allocate tty")
@@ -187,7 +189,7 @@ def create(store: Store, cid: str, opts: Options) -> Created:
     ck = _check(store, cid, opts)
     bundle, config, cgroup = ck.bundle, ck.config, ck.cgroup
     undo = Undo(store, cid)
-    console_sock = None
+    console_sock = ours = None
     try:
         undo.state_dir = store.create_dir(cid)
         if ck.notify:
@@ -200,8 +202,9 @@ def create(store: Store, cid: str, opts: Options) -> Created:
             if cgroup is not None:
                 cgroup.create(ck.resources)
                 undo.cgroup = cgroup
-            if opts.console_conn is not None:
-                console_sock = opts.console_conn
+            if process_terminal(config) and opts.foreground_tty and not opts.console_socket:
+                import socket
+                ours, console_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             elif opts.console_socket:
                 import socket
                 console_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -232,20 +235,26 @@ def create(store: Store, cid: str, opts: Options) -> Created:
             if opts.pidfd_socket:
                 from ocirt.spawn import pidfd_socket
                 pidfd_socket.send(opts.pidfd_socket, pid, "init")
-        return Created(cid, pid, state, undo)
+        return Created(cid, pid, state, undo, ours)
     except BaseException:
         undo.run()
+        if ours is not None:
+            ours.close()
         raise
     finally:
         if console_sock is not None:
             console_sock.close()
 
 
+def process_terminal(config: dict) -> bool:
+    return bool((config.get("process") or {}).get("terminal"))
+
+
 def _preload(config: dict) -> None:
     """Import, before the fork, what the init will need after pivot_root, where nothing can be
     imported; kept to what this config uses, since each import costs start-up time."""
     hooks.preload(config)
-    if (config.get("process") or {}).get("terminal"):
+    if process_terminal(config):
         from ocirt import console  # noqa: F401
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 
-from ocirt import jsonio
 from ocirt.lifecycle import create as create_mod
 from ocirt.lifecycle import foreground
 from ocirt.lifecycle.container import Container
@@ -16,17 +15,14 @@ from ocirt.state.store import Store
 
 def run(store: Store, cid: str, opts: create_mod.Options, detach: bool = False,
         keep: bool = False) -> int:
-    ours = None
-    if not detach and not opts.console_socket and _wants_terminal(opts.bundle):
-        import socket
-        ours, opts.console_conn = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    opts.foreground_tty = not detach
     created = create_mod.create(store, cid, opts)
     pid = created.pid
     master = None
-    if ours is not None:
+    if created.console is not None:
         from ocirt import console
-        master = console.recv_master(ours)
-        ours.close()
+        master = console.recv_master(created.console)
+        created.console.close()
     try:
         start(store, cid, notify_in_background=not detach)
     except BaseException:
@@ -40,14 +36,6 @@ def run(store: Store, cid: str, opts: create_mod.Options, detach: bool = False,
     if not keep:
         _cleanup(store, cid)
     return status
-
-
-def _wants_terminal(bundle: str) -> bool:
-    try:
-        with open(os.path.join(bundle, "config.json"), "rb") as f:
-            return bool((jsonio.loads(f.read()).get("process") or {}).get("terminal"))
-    except (OSError, ValueError, AttributeError):
-        return False  # create reports the problem properly
 
 
 def _cleanup(store: Store, cid: str) -> None:
