@@ -141,22 +141,8 @@ class RegistryClient:
         sel = selector or ref.selector
         scope = f"repository:{ref.repository}:pull"
         what = f"manifest {ref.name}:{sel}" if ":" not in sel else f"manifest {ref.name}@{sel}"
-        for attempt in range(self.attempts):
-            try:
-                r = self.request("GET", f"/v2/{ref.repository}/manifests/{sel}", scope,
-                                 {"Accept": mt.MANIFEST_ACCEPT}, preload=False)
-                if r.status != 200:
-                    if _is_transient(r.status) and attempt + 1 < self.attempts:
-                        r.drain_conn()
-                        _backoff(attempt)
-                        continue
-                    raise self._error(r.status, r.read(), what)
-                data = _read_limited(r, MAX_MANIFEST_SIZE, what)
-                break
-            except Urllib3Error as e:
-                if attempt + 1 >= self.attempts:
-                    raise RegistryError(f"{what}: {_reason(e)}") from None
-                _backoff(attempt)
+        r, data = self._get_small(f"/v2/{ref.repository}/manifests/{sel}", scope,
+                                  {"Accept": mt.MANIFEST_ACCEPT}, MAX_MANIFEST_SIZE, what)
         if sel.startswith(("sha256:", "sha512:")):
             digest = Digest.parse(sel)
         else:
@@ -257,23 +243,29 @@ class RegistryClient:
             raise RegistryError(f"blob {desc.digest} is {desc.size} bytes, more than the {limit} allowed")
         scope = f"repository:{ref.repository}:pull"
         what = f"blob {desc.digest}"
+        _, data = self._get_small(f"/v2/{ref.repository}/blobs/{desc.digest}", scope, None,
+                                  limit, what)
+        verify_bytes(data, desc.digest, desc.size, what)
+        return data
+
+    def _get_small(self, path: str, scope: str, headers: dict | None, limit: int,
+                   what: str) -> tuple[urllib3.BaseHTTPResponse, bytes]:
+        """GET a small document into memory, retrying transient failures."""
         for attempt in range(self.attempts):
             try:
-                r = self.request("GET", f"/v2/{ref.repository}/blobs/{desc.digest}", scope, preload=False)
+                r = self.request("GET", path, scope, headers, preload=False)
                 if r.status != 200:
                     if _is_transient(r.status) and attempt + 1 < self.attempts:
                         r.drain_conn()
                         _backoff(attempt)
                         continue
                     raise self._error(r.status, r.read(), what)
-                data = _read_limited(r, limit, what)
-                break
+                return r, _read_limited(r, limit, what)
             except Urllib3Error as e:
                 if attempt + 1 >= self.attempts:
                     raise RegistryError(f"{what}: {_reason(e)}") from None
                 _backoff(attempt)
-        verify_bytes(data, desc.digest, desc.size, what)
-        return data
+        raise RegistryError(f"{what}: giving up after {self.attempts} attempts")
 
 
 def _read_limited(r: urllib3.BaseHTTPResponse, limit: int, what: str) -> bytes:
