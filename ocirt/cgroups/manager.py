@@ -416,8 +416,9 @@ def _remove_tree(top: str) -> None:
         return
     dirs = [dp for dp, _, _ in os.walk(top)]
     for d in reversed(dirs):
-        deadline = time.monotonic() + 2.0
-        delay = 0.005
+        deadline = time.monotonic() + 5.0
+        # A killed init lingers until its parent (often not us) reaps it: poll often at first.
+        delay = 0.001
         while True:
             try:
                 os.rmdir(d)

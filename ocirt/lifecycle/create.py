@@ -7,7 +7,7 @@ import os
 import time
 
 from ocirt import OCI_VERSION, hooks
-from ocirt.errors import OcirtError, SetupError
+from ocirt.errors import CgroupError, OcirtError, SetupError
 from ocirt.init import namespaces as nsmod
 from ocirt.init import standard
 from ocirt.linux import signals
@@ -87,12 +87,8 @@ class Undo:
             _reap(pid)
         if self.cgroup is not None:
             try:
-                self.cgroup.kill_all(signals.SIGKILL)
-            except OSError:
-                pass
-            try:
-                self.cgroup.destroy()
-            except OSError as e:
+                self.cgroup.destroy()  # kills anything left in it first
+            except (OSError, CgroupError) as e:
                 logger.warning(f"failed to remove cgroup: {e}")
         if self.state_dir is not None:
             self.store.remove(self.cid)

@@ -4,10 +4,9 @@ or any container with --force; then poststop hooks."""
 from __future__ import annotations
 
 import os
-import time
 
 from ocirt import hooks
-from ocirt.errors import ContainerNotFound, StateError
+from ocirt.errors import CgroupError, ContainerNotFound, StateError
 from ocirt.lifecycle.container import Container
 from ocirt.linux import signals
 from ocirt.log import logger
@@ -78,22 +77,11 @@ def kill_and_wait(c: Container, paused: bool) -> None:
 def destroy(c: Container) -> None:
     cg = c.cgroup()
     if cg is not None:
+        # destroy() kills what is left in the cgroup and waits out exiting tasks itself.
         try:
-            cg.kill_all(signals.SIGKILL)
-        except OSError:
-            pass
-        # A killed process stays counted in its cgroup until its parent reaps it, which
-        # takes a moment when that parent is not us: retry briefly and often.
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                cg.destroy()
-                break
-            except OSError as e:
-                if time.monotonic() > deadline:
-                    logger.warning(f"failed to remove cgroup: {e}")
-                    break
-                time.sleep(0.001)
+            cg.destroy()
+        except (OSError, CgroupError) as e:
+            logger.warning(f"failed to remove cgroup: {e}")
     c.store.remove(c.id)
     hooks.run("poststop", (c.config.get("hooks") or {}).get("poststop"),
               c.hook_state(machine.STOPPED), warn_only=True)
