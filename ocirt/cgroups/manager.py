@@ -16,7 +16,7 @@ import errno
 import os
 import time
 
-from ocirt.cgroups import detect, fs
+from ocirt.cgroups import detect, fs, warmup
 from ocirt.cgroups.detect import V1, V2, Host
 from ocirt.cgroups.paths import UNIFIED, resolve
 from ocirt.errors import CgroupError, ConfigError
@@ -243,6 +243,7 @@ class Manager:
                     continue
                 raise CgroupError(f"cannot add process {pid} to cgroup {d}: "
                                   f"{e.message}") from None
+        warmup.stop()
 
     def update(self, resources: dict) -> None:
         self.validate(resources, update=True)

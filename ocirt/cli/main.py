@@ -45,6 +45,10 @@ VERBS: dict[str, tuple[str, str]] = {
 }
 
 
+# Verbs that move a process into a cgroup: they start the kernel's grace period early.
+_PLACES_PROCESSES = ("create", "run", "exec")
+
+
 class Context:
     """The global flags, as every verb sees them."""
 
@@ -116,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
                   cgroup_manager=g["cgroup-manager"], debug=g["debug"], command=verb)
     if g["cgroup-manager"] == "systemd":
         ctx.systemd_cgroup = True
+    if verb in _PLACES_PROCESSES:
+        from ocirt.cgroups import warmup
+        warmup.start()
     try:
         import importlib
         module = importlib.import_module(f"ocirt.cli.{entry[0]}")
