@@ -195,9 +195,6 @@ def create(store: Store, cid: str, opts: Options) -> Created:
             fifo = os.path.join(undo.state_dir, FIFO_NAME)
             os.mkfifo(fifo, 0o622)
             os.chmod(fifo, 0o622)
-            if cgroup is not None:
-                cgroup.create(ck.resources)
-                undo.cgroup = cgroup
             if process_terminal(config) and opts.foreground_tty and not opts.console_socket:
                 import socket
                 ours, console_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -210,7 +207,7 @@ def create(store: Store, cid: str, opts: Options) -> Created:
                     raise SetupError(f"failed to connect to console socket {opts.console_socket}: "
                                      f"{e.strerror}") from None
             pid, pid_start = _spawn(cid, bundle, config, ck.plan, ck.prep, ck.new_ns, ck.join,
-                                    fifo, opts, cgroup, console_sock, undo)
+                                    fifo, opts, cgroup, ck.resources, console_sock, undo)
             state = {
                 "ociVersion": config.get("ociVersion", OCI_VERSION),
                 "id": cid,
@@ -255,8 +252,8 @@ def _preload(config: dict) -> None:
 
 
 def _spawn(cid: str, bundle: str, config: dict, plan: object, prep: object, new_ns: set[str],
-           join: dict[str, str], fifo: str, opts: Options, cgroup: object, console_sock: object,
-           undo: Undo) -> tuple[int, int]:
+           join: dict[str, str], fifo: str, opts: Options, cgroup: object, resources: dict,
+           console_sock: object, undo: Undo) -> tuple[int, int]:
     # As a subreaper we inherit the init when the intermediate exits, so a failed create can
     # reap it, and `run` can wait for it.
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
@@ -285,7 +282,7 @@ def _spawn(cid: str, bundle: str, config: dict, plan: object, prep: object, new_
     for _kind, fd in join_fds:
         os.close(fd)
     try:
-        return _drive(cid, bundle, config, parent, pid1, new_ns, cgroup, undo)
+        return _drive(cid, bundle, config, parent, pid1, new_ns, cgroup, resources, undo)
     except SyncError as e:
         raise SetupError(f"unable to start container process: {e}") from None
     finally:
@@ -293,13 +290,19 @@ def _spawn(cid: str, bundle: str, config: dict, plan: object, prep: object, new_
 
 
 def _drive(cid: str, bundle: str, config: dict, sync: Sync, pid1: int, new_ns: set[str],
-           cgroup: object, undo: Undo) -> tuple[int, int]:
+           cgroup: object, resources: dict, undo: Undo) -> tuple[int, int]:
     """The runtime's half of the create handshake."""
     linux = config.get("linux") or {}
     if "user" in new_ns:
         sync.expect("userns")
         _write_id_maps(pid1, linux)
         sync.send("userns-mapped")
+    if cgroup is not None:
+        # The cgroups are made while the children create namespaces and the init builds its
+        # rootfs (as runc, which applies cgroups to its already started init): cgroupfs
+        # writes can wait on the kernel's cgroup locks, and nothing of the container runs
+        # before the init has joined them.
+        _create_cgroup(cgroup, resources, sync, undo)
     init_pid = 0
     while True:
         msg, fds = sync.recv()
@@ -339,6 +342,23 @@ def _drive(cid: str, bundle: str, config: dict, sync: Sync, pid1: int, new_ns: s
             return init_pid, start
         elif kind == "error":
             raise SetupError(f"unable to start container process: {msg.get('message')}")
+
+
+def _create_cgroup(cgroup: object, resources: dict, sync: Sync, undo: Undo) -> None:
+    try:
+        cgroup.create(resources)
+    except BaseException:
+        # The init exists (or is about to): learn its pid so the undo kills it too.
+        try:
+            msg, fds = sync.recv()
+            for fd in fds:
+                os.close(fd)
+            if msg.get("type") == "pid":
+                undo.pids.append(msg["pid"])
+        except (OSError, SyncError):
+            pass
+        raise
+    undo.cgroup = cgroup
 
 
 def _send_seccomp_listener(config: dict, fds: list[int], cid: str, pid: int,

@@ -28,8 +28,19 @@ def break_args_path(b):
     b.args("no-such-command-anywhere")
 
 
+def break_cgroup_dir(b):
+    # Valid JSON, but no directory can be made under a cgroupfs file: fails while the init
+    # already exists (cgroups are made in parallel with its rootfs).
+    b.config["linux"]["cgroupsPath"] = "/cgroup.procs/x"
+
+
+def break_cgroup_limit(b):
+    # A limit the kernel refuses only when it is written.
+    b.config["linux"].setdefault("resources", {})["cpu"] = {"cpus": "0-4095"}
+
+
 @pytest.mark.parametrize("breaker", [break_mount_source, break_hook, break_binary, break_sysctl,
-                                     break_args_path])
+                                     break_args_path, break_cgroup_dir, break_cgroup_limit])
 def test_failed_create_leaves_nothing_behind(ocirt, bundle, cid, breaker):
     before = sorted(host_mounts())
     breaker(bundle)
