@@ -124,8 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         from ocirt.cgroups import warmup
         warmup.start()
     try:
-        import importlib
-        module = importlib.import_module(f"ocirt.cli.{entry[0]}")
+        name = f"ocirt.cli.{entry[0]}"
+        __import__(name)            # importlib itself would cost an import (and warnings)
+        module = sys.modules[name]
         parsed = fl.parse(rest, module.FLAGS, verb)
         if parsed.get("help"):
             sys.stdout.write(command_usage(verb, module))

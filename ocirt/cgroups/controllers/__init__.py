@@ -14,8 +14,7 @@ needs them, keeping `ocirt create` of an unconstrained container free of them.
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
+import sys
 
 # runc's order: cpuset first (v1 needs cpus/mems before anything joins), devices early
 # (security), memory before cpu; unified last so that raw v2 values override converted ones.
@@ -44,11 +43,14 @@ class Ctx:
         self.v2_controllers = v2_controllers
 
 
-def load(name: str) -> ModuleType:
-    return importlib.import_module(f"{__name__}.{name}")
+def load(name: str) -> object:
+    # __import__, not importlib: importing importlib (and warnings) costs start-up time.
+    full = f"{__name__}.{name}"
+    __import__(full)
+    return sys.modules[full]
 
 
-def wanted(resources: dict | None) -> list[ModuleType]:
+def wanted(resources: dict | None) -> list[object]:
     """The controller modules `resources` needs, in application order."""
     if not resources:
         return []
