@@ -55,7 +55,9 @@ from ocirt.process import sched as _sched
 from ocirt.process import user as _user
 from ocirt.security import _procfs
 from ocirt.security import lsm as _lsm
-from ocirt.security import seccomp as _seccomp
+
+# ocirt.security.seccomp (the largest of these) is imported by prepare() only when the config
+# has a filter; apply_seccomp() runs only then, in a process forked after that import.
 
 __all__ = ["Prepared", "prepare", "apply_early", "apply_user", "apply_caps", "apply_seccomp",
            "send_seccomp_listener", "send_listener"]
@@ -81,7 +83,7 @@ class Prepared:
         self.selinux = ""
         self.user: tuple = (0, 0, (), None)
         self.no_new_privs = False
-        self.seccomp: _seccomp.Filter | None = None
+        self.seccomp = None                      # ocirt.security.seccomp.Filter
         self.warnings: list[str] = []            # for the caller to log (runc: logrus.Warn)
         self._keep_admin = False
         self._granted: tuple[int, int, int] = (0, 0, 0)   # (eff, prm, inh) set by apply_caps
@@ -122,6 +124,7 @@ def prepare(process: dict, linux: dict | None, *, source: str = "config.json",
     p.apparmor, p.selinux = _lsm.parse(process.get("apparmorProfile"),
                                        process.get("selinuxLabel"), source=source)
     if linux.get("seccomp") is not None:
+        from ocirt.security import seccomp as _seccomp
         p.seccomp = _seccomp.compile(linux["seccomp"], source=source, cache_dir=seccomp_cache)
     return p
 
@@ -206,6 +209,7 @@ def apply_seccomp(p: Prepared) -> int | None:
     """Load the prebuilt filter; returns the listener fd (O_CLOEXEC) for NOTIFY profiles."""
     if p.seccomp is None:
         return None
+    from ocirt.security import seccomp as _seccomp     # already imported by prepare()
     fd = _seccomp.load(p.seccomp)
     if p._keep_admin:
         try:
