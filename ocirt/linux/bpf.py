@@ -4,10 +4,10 @@ detach). Each call raises OSError with the errno; a failed load carries the veri
 
 from __future__ import annotations
 
-import ctypes
 import os
 import platform
 
+from ocirt.linux import cabi
 from ocirt.linux import syscalls
 
 _NR_BPF = {"x86_64": 321, "aarch64": 280, "ppc64le": 361, "s390x": 351,
@@ -31,54 +31,54 @@ BPF_F_REPLACE = 4
 _ATTR_SIZE = 128
 
 
-class _ProgLoad(ctypes.Structure):
-    _fields_ = [("prog_type", ctypes.c_uint32), ("insn_cnt", ctypes.c_uint32),
-                ("insns", ctypes.c_uint64), ("license", ctypes.c_uint64),
-                ("log_level", ctypes.c_uint32), ("log_size", ctypes.c_uint32),
-                ("log_buf", ctypes.c_uint64), ("kern_version", ctypes.c_uint32),
-                ("prog_flags", ctypes.c_uint32), ("prog_name", ctypes.c_char * 16),
-                ("prog_ifindex", ctypes.c_uint32), ("expected_attach_type", ctypes.c_uint32)]
+class _ProgLoad(cabi.Structure):
+    _fields_ = [("prog_type", cabi.c_uint32), ("insn_cnt", cabi.c_uint32),
+                ("insns", cabi.c_uint64), ("license", cabi.c_uint64),
+                ("log_level", cabi.c_uint32), ("log_size", cabi.c_uint32),
+                ("log_buf", cabi.c_uint64), ("kern_version", cabi.c_uint32),
+                ("prog_flags", cabi.c_uint32), ("prog_name", cabi.c_char * 16),
+                ("prog_ifindex", cabi.c_uint32), ("expected_attach_type", cabi.c_uint32)]
 
 
-class _ProgAttach(ctypes.Structure):
-    _fields_ = [("target_fd", ctypes.c_uint32), ("attach_bpf_fd", ctypes.c_uint32),
-                ("attach_type", ctypes.c_uint32), ("attach_flags", ctypes.c_uint32),
-                ("replace_bpf_fd", ctypes.c_uint32)]
+class _ProgAttach(cabi.Structure):
+    _fields_ = [("target_fd", cabi.c_uint32), ("attach_bpf_fd", cabi.c_uint32),
+                ("attach_type", cabi.c_uint32), ("attach_flags", cabi.c_uint32),
+                ("replace_bpf_fd", cabi.c_uint32)]
 
 
-class _ProgQuery(ctypes.Structure):
-    _fields_ = [("target_fd", ctypes.c_uint32), ("attach_type", ctypes.c_uint32),
-                ("query_flags", ctypes.c_uint32), ("attach_flags", ctypes.c_uint32),
-                ("prog_ids", ctypes.c_uint64), ("prog_cnt", ctypes.c_uint32)]
+class _ProgQuery(cabi.Structure):
+    _fields_ = [("target_fd", cabi.c_uint32), ("attach_type", cabi.c_uint32),
+                ("query_flags", cabi.c_uint32), ("attach_flags", cabi.c_uint32),
+                ("prog_ids", cabi.c_uint64), ("prog_cnt", cabi.c_uint32)]
 
 
-class _GetFd(ctypes.Structure):
-    _fields_ = [("prog_id", ctypes.c_uint32), ("next_id", ctypes.c_uint32),
-                ("open_flags", ctypes.c_uint32)]
+class _GetFd(cabi.Structure):
+    _fields_ = [("prog_id", cabi.c_uint32), ("next_id", cabi.c_uint32),
+                ("open_flags", cabi.c_uint32)]
 
 
-def _bpf(cmd: int, attr: ctypes.Structure, what: str) -> int:
-    buf = ctypes.create_string_buffer(max(_ATTR_SIZE, ctypes.sizeof(attr)))
-    ctypes.memmove(buf, ctypes.addressof(attr), ctypes.sizeof(attr))
+def _bpf(cmd: int, attr: cabi.Structure, what: str) -> int:
+    buf = cabi.create_string_buffer(max(_ATTR_SIZE, cabi.sizeof(attr)))
+    cabi.memmove(buf, cabi.addressof(attr), cabi.sizeof(attr))
     libc = syscalls.libc()
-    ret = libc.syscall(ctypes.c_long(_NR_BPF), ctypes.c_int(cmd), buf,
-                       ctypes.c_uint(len(buf)))
+    ret = libc.syscall(cabi.c_long(_NR_BPF), cabi.c_int(cmd), buf,
+                       cabi.c_uint(len(buf)))
     if ret < 0:
-        e = ctypes.get_errno()
+        e = cabi.get_errno()
         raise OSError(e, f"bpf({what}): {os.strerror(e)}")
     # Output members (query) come back in the buffer.
-    ctypes.memmove(ctypes.addressof(attr), buf, ctypes.sizeof(attr))
+    cabi.memmove(cabi.addressof(attr), buf, cabi.sizeof(attr))
     return ret
 
 
 def prog_load_cgroup_device(insns: bytes, license: str = "Apache-2.0",
                             name: str = "ocirt_dev") -> int:
     """Load a BPF_PROG_TYPE_CGROUP_DEVICE program; returns its fd (O_CLOEXEC)."""
-    code = ctypes.create_string_buffer(insns, len(insns))
-    lic = ctypes.create_string_buffer(license.encode())
-    log = ctypes.create_string_buffer(65536)
+    code = cabi.create_string_buffer(insns, len(insns))
+    lic = cabi.create_string_buffer(license.encode())
+    log = cabi.create_string_buffer(65536)
     attr = _ProgLoad(prog_type=BPF_PROG_TYPE_CGROUP_DEVICE, insn_cnt=len(insns) // 8,
-                     insns=ctypes.addressof(code), license=ctypes.addressof(lic),
+                     insns=cabi.addressof(code), license=cabi.addressof(lic),
                      log_level=0, log_size=0, log_buf=0, prog_name=name.encode()[:15],
                      expected_attach_type=BPF_CGROUP_DEVICE)
     try:
@@ -86,7 +86,7 @@ def prog_load_cgroup_device(insns: bytes, license: str = "Apache-2.0",
     except OSError:
         pass
     # Load again with the verifier log, only on failure, to say why.
-    attr.log_level, attr.log_size, attr.log_buf = 1, len(log), ctypes.addressof(log)
+    attr.log_level, attr.log_size, attr.log_buf = 1, len(log), cabi.addressof(log)
     try:
         return _bpf(BPF_PROG_LOAD, attr, "BPF_PROG_LOAD")
     except OSError as e:
@@ -108,9 +108,9 @@ def prog_detach(target_fd: int, prog_fd: int, attach_type: int) -> None:
 
 def prog_query(target_fd: int, attach_type: int) -> tuple[int, list[int]]:
     """(attach_flags, program ids) of what is attached directly to the cgroup."""
-    ids = (ctypes.c_uint32 * 64)()
+    ids = (cabi.c_uint32 * 64)()
     q = _ProgQuery(target_fd=target_fd, attach_type=attach_type, query_flags=0,
-                   prog_ids=ctypes.addressof(ids), prog_cnt=64)
+                   prog_ids=cabi.addressof(ids), prog_cnt=64)
     _bpf(BPF_PROG_QUERY, q, "BPF_PROG_QUERY")
     return q.attach_flags, list(ids[:q.prog_cnt])
 

@@ -7,12 +7,13 @@ mapped into the interpreter, so importing this module costs well under a millise
 
 from __future__ import annotations
 
-import ctypes
 import os
 
-_libc = ctypes.CDLL(None, use_errno=True)
+from ocirt.linux import cabi
+
+_libc = cabi.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
+_syscall.restype = cabi.c_long
 
 # Syscalls without a glibc wrapper. Numbers from 424 on are the same on every architecture.
 _ARCH_NR = {
@@ -130,7 +131,7 @@ CGROUP2_SUPER_MAGIC = 0x63677270
 
 
 def _err(name: str, path: str | None = None) -> OSError:
-    e = ctypes.get_errno()
+    e = cabi.get_errno()
     msg = f"{name}: {os.strerror(e)}"
     return OSError(e, msg, path) if path is not None else OSError(e, msg)
 
@@ -142,7 +143,7 @@ def _b(s: str | bytes | None) -> bytes | None:
 
 
 def _sys(name: str, *args) -> int:
-    ret = _syscall(ctypes.c_long(NR[name]), *args)
+    ret = _syscall(cabi.c_long(NR[name]), *args)
     if ret < 0:
         raise _err(name)
     return ret
@@ -151,24 +152,24 @@ def _sys(name: str, *args) -> int:
 # --- namespaces -------------------------------------------------------------------------
 
 def unshare(flags: int) -> None:
-    if _libc.unshare(ctypes.c_int(flags)) != 0:
+    if _libc.unshare(cabi.c_int(flags)) != 0:
         raise _err("unshare")
 
 
 def setns(fd: int, nstype: int = 0) -> None:
-    if _libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)) != 0:
+    if _libc.setns(cabi.c_int(fd), cabi.c_int(nstype)) != 0:
         raise _err("setns")
 
 
 def sethostname(name: str) -> None:
     b = name.encode()
-    if _libc.sethostname(b, ctypes.c_size_t(len(b))) != 0:
+    if _libc.sethostname(b, cabi.c_size_t(len(b))) != 0:
         raise _err("sethostname")
 
 
 def setdomainname(name: str) -> None:
     b = name.encode()
-    if _libc.setdomainname(b, ctypes.c_size_t(len(b))) != 0:
+    if _libc.setdomainname(b, cabi.c_size_t(len(b))) != 0:
         raise _err("setdomainname")
 
 
@@ -176,12 +177,12 @@ def setdomainname(name: str) -> None:
 
 def mount(source: str | bytes | None, target: str | bytes, fstype: str | bytes | None,
           flags: int = 0, data: str | bytes | None = None) -> None:
-    if _libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)) != 0:
+    if _libc.mount(_b(source), _b(target), _b(fstype), cabi.c_ulong(flags), _b(data)) != 0:
         raise _err("mount", os.fsdecode(target))
 
 
 def umount2(target: str | bytes, flags: int = 0) -> None:
-    if _libc.umount2(_b(target), ctypes.c_int(flags)) != 0:
+    if _libc.umount2(_b(target), cabi.c_int(flags)) != 0:
         raise _err("umount2", os.fsdecode(target))
 
 
@@ -190,49 +191,49 @@ def pivot_root(new_root: str | bytes, put_old: str | bytes) -> None:
 
 
 def open_tree(dirfd: int, path: str | bytes, flags: int) -> int:
-    return _sys("open_tree", ctypes.c_int(dirfd), _b(path), ctypes.c_uint(flags))
+    return _sys("open_tree", cabi.c_int(dirfd), _b(path), cabi.c_uint(flags))
 
 
 def move_mount(from_dfd: int, from_path: str | bytes, to_dfd: int, to_path: str | bytes,
                flags: int) -> None:
-    _sys("move_mount", ctypes.c_int(from_dfd), _b(from_path), ctypes.c_int(to_dfd),
-         _b(to_path), ctypes.c_uint(flags))
+    _sys("move_mount", cabi.c_int(from_dfd), _b(from_path), cabi.c_int(to_dfd),
+         _b(to_path), cabi.c_uint(flags))
 
 
-class _MountAttr(ctypes.Structure):
-    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
-                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+class _MountAttr(cabi.Structure):
+    _fields_ = [("attr_set", cabi.c_uint64), ("attr_clr", cabi.c_uint64),
+                ("propagation", cabi.c_uint64), ("userns_fd", cabi.c_uint64)]
 
 
 def mount_setattr(dirfd: int, path: str | bytes, flags: int, attr_set: int = 0,
                   attr_clr: int = 0, propagation: int = 0, userns_fd: int = 0) -> None:
     attr = _MountAttr(attr_set, attr_clr, propagation, userns_fd)
-    _sys("mount_setattr", ctypes.c_int(dirfd), _b(path), ctypes.c_uint(flags),
-         ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)))
+    _sys("mount_setattr", cabi.c_int(dirfd), _b(path), cabi.c_uint(flags),
+         cabi.byref(attr), cabi.c_size_t(cabi.sizeof(attr)))
 
 
 def fsopen(fstype: str, flags: int = FSOPEN_CLOEXEC) -> int:
-    return _sys("fsopen", _b(fstype), ctypes.c_uint(flags))
+    return _sys("fsopen", _b(fstype), cabi.c_uint(flags))
 
 
 def fsconfig(fd: int, cmd: int, key: str | None = None, value: str | None = None,
              aux: int = 0) -> None:
-    _sys("fsconfig", ctypes.c_int(fd), ctypes.c_uint(cmd), _b(key), _b(value), ctypes.c_int(aux))
+    _sys("fsconfig", cabi.c_int(fd), cabi.c_uint(cmd), _b(key), _b(value), cabi.c_int(aux))
 
 
 def fsmount(fd: int, flags: int = FSMOUNT_CLOEXEC, attr_flags: int = 0) -> int:
-    return _sys("fsmount", ctypes.c_int(fd), ctypes.c_uint(flags), ctypes.c_uint(attr_flags))
+    return _sys("fsmount", cabi.c_int(fd), cabi.c_uint(flags), cabi.c_uint(attr_flags))
 
 
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
-                ("resolve", ctypes.c_uint64)]
+class _OpenHow(cabi.Structure):
+    _fields_ = [("flags", cabi.c_uint64), ("mode", cabi.c_uint64),
+                ("resolve", cabi.c_uint64)]
 
 
 def openat2(dirfd: int, path: str | bytes, flags: int, mode: int = 0, resolve: int = 0) -> int:
     how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
-    ret = _syscall(ctypes.c_long(NR["openat2"]), ctypes.c_int(dirfd), _b(path),
-                   ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)))
+    ret = _syscall(cabi.c_long(NR["openat2"]), cabi.c_int(dirfd), _b(path),
+                   cabi.byref(how), cabi.c_size_t(cabi.sizeof(how)))
     if ret < 0:
         raise _err("openat2", os.fsdecode(path))
     return ret
@@ -241,30 +242,30 @@ def openat2(dirfd: int, path: str | bytes, flags: int, mode: int = 0, resolve: i
 # --- processes --------------------------------------------------------------------------
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
-    ret = _libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
-                      ctypes.c_ulong(arg4), ctypes.c_ulong(arg5))
+    ret = _libc.prctl(cabi.c_int(option), cabi.c_ulong(arg2), cabi.c_ulong(arg3),
+                      cabi.c_ulong(arg4), cabi.c_ulong(arg5))
     if ret < 0:
         raise _err("prctl")
     return ret
 
 
 def pidfd_open(pid: int, flags: int = 0) -> int:
-    return _sys("pidfd_open", ctypes.c_int(pid), ctypes.c_uint(flags))
+    return _sys("pidfd_open", cabi.c_int(pid), cabi.c_uint(flags))
 
 
 def pidfd_send_signal(pidfd: int, sig: int) -> None:
-    _sys("pidfd_send_signal", ctypes.c_int(pidfd), ctypes.c_int(sig), None, ctypes.c_uint(0))
+    _sys("pidfd_send_signal", cabi.c_int(pidfd), cabi.c_int(sig), None, cabi.c_uint(0))
 
 
 def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
-    _sys("close_range", ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags))
+    _sys("close_range", cabi.c_uint(first), cabi.c_uint(last), cabi.c_uint(flags))
 
 
 CLOSE_RANGE_CLOEXEC = 1 << 2
 
 
 def personality(persona: int) -> int:
-    ret = _libc.personality(ctypes.c_ulong(persona))
+    ret = _libc.personality(cabi.c_ulong(persona))
     if ret < 0:
         raise _err("personality")
     return ret
@@ -275,7 +276,7 @@ def syscall(name: str, *args) -> int:
     return _sys(name, *args)
 
 
-def libc() -> ctypes.CDLL:
+def libc() -> cabi.CDLL:
     return _libc
 
 
@@ -288,34 +289,34 @@ RENAME_EXCHANGE = 2
 TIOCGPTPEER = 0x5441
 
 
-class _Statfs(ctypes.Structure):
-    _fields_ = [("f_type", ctypes.c_long), ("f_bsize", ctypes.c_long),
-                ("f_blocks", ctypes.c_ulong), ("f_bfree", ctypes.c_ulong),
-                ("f_bavail", ctypes.c_ulong), ("f_files", ctypes.c_ulong),
-                ("f_ffree", ctypes.c_ulong), ("f_fsid", ctypes.c_int * 2),
-                ("f_namelen", ctypes.c_long), ("f_frsize", ctypes.c_long),
-                ("f_flags", ctypes.c_long), ("f_spare", ctypes.c_long * 4)]
+class _Statfs(cabi.Structure):
+    _fields_ = [("f_type", cabi.c_long), ("f_bsize", cabi.c_long),
+                ("f_blocks", cabi.c_ulong), ("f_bfree", cabi.c_ulong),
+                ("f_bavail", cabi.c_ulong), ("f_files", cabi.c_ulong),
+                ("f_ffree", cabi.c_ulong), ("f_fsid", cabi.c_int * 2),
+                ("f_namelen", cabi.c_long), ("f_frsize", cabi.c_long),
+                ("f_flags", cabi.c_long), ("f_spare", cabi.c_long * 4)]
 
 
 def fstatfs_type(fd: int) -> int:
     """The filesystem magic of an fd (works on O_PATH fds); os has no fstatfs."""
     buf = _Statfs()
-    if _libc.fstatfs(ctypes.c_int(fd), ctypes.byref(buf)) != 0:
+    if _libc.fstatfs(cabi.c_int(fd), cabi.byref(buf)) != 0:
         raise _err("fstatfs")
     return buf.f_type & 0xFFFFFFFF
 
 
 def fchown_fd(fd: int, uid: int, gid: int) -> None:
     """fchownat(fd, "", AT_EMPTY_PATH): chown through an O_PATH fd without a path lookup."""
-    if _libc.fchownat(ctypes.c_int(fd), b"", ctypes.c_uint(uid), ctypes.c_uint(gid),
-                      ctypes.c_int(AT_EMPTY_PATH)) != 0:
+    if _libc.fchownat(cabi.c_int(fd), b"", cabi.c_uint(uid), cabi.c_uint(gid),
+                      cabi.c_int(AT_EMPTY_PATH)) != 0:
         raise _err("fchownat")
 
 
 def renameat2(olddirfd: int, oldpath: str | bytes, newdirfd: int, newpath: str | bytes,
               flags: int = 0) -> None:
-    if _libc.renameat2(ctypes.c_int(olddirfd), _b(oldpath), ctypes.c_int(newdirfd),
-                       _b(newpath), ctypes.c_uint(flags)) != 0:
+    if _libc.renameat2(cabi.c_int(olddirfd), _b(oldpath), cabi.c_int(newdirfd),
+                       _b(newpath), cabi.c_uint(flags)) != 0:
         raise _err("renameat2", os.fsdecode(oldpath))
 
 
@@ -326,16 +327,16 @@ KEYCTL_DESCRIBE = 6
 
 def join_session_keyring(name: str) -> int:
     """A new session keyring named `name` for the calling process; returns its serial."""
-    return _sys("keyctl", ctypes.c_int(KEYCTL_JOIN_SESSION_KEYRING), _b(name))
+    return _sys("keyctl", cabi.c_int(KEYCTL_JOIN_SESSION_KEYRING), _b(name))
 
 
 def keyring_perm(serial: int) -> int:
-    buf = ctypes.create_string_buffer(256)
-    n = _sys("keyctl", ctypes.c_int(KEYCTL_DESCRIBE), ctypes.c_int(serial), buf,
-             ctypes.c_size_t(len(buf)))
+    buf = cabi.create_string_buffer(256)
+    n = _sys("keyctl", cabi.c_int(KEYCTL_DESCRIBE), cabi.c_int(serial), buf,
+             cabi.c_size_t(len(buf)))
     # "type;uid;gid;perm;description", perm in hex
     return int(buf.raw[:max(n - 1, 0)].split(b";")[3], 16)
 
 
 def set_keyring_perm(serial: int, perm: int) -> None:
-    _sys("keyctl", ctypes.c_int(KEYCTL_SETPERM), ctypes.c_int(serial), ctypes.c_uint(perm))
+    _sys("keyctl", cabi.c_int(KEYCTL_SETPERM), cabi.c_int(serial), cabi.c_uint(perm))

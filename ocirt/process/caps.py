@@ -15,11 +15,11 @@ capability name at all is an invalid value -> ConfigError naming the JSON path.
 
 from __future__ import annotations
 
-import ctypes
 import os
 
 from ocirt.errors import ConfigError, SetupError
 from ocirt.features_data import CAPABILITIES
+from ocirt.linux import cabi
 from ocirt.linux import syscalls as sc
 
 # Index = capability number (include/uapi/linux/capability.h, Linux 5.9+: 0..40).
@@ -33,13 +33,13 @@ SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
-class _Header(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+class _Header(cabi.Structure):
+    _fields_ = [("version", cabi.c_uint32), ("pid", cabi.c_int)]
 
 
-class _Data(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
+class _Data(cabi.Structure):
+    _fields_ = [("effective", cabi.c_uint32), ("permitted", cabi.c_uint32),
+                ("inheritable", cabi.c_uint32)]
 
 
 _libc = sc.libc()
@@ -104,8 +104,8 @@ def capget() -> tuple[int, int, int]:
     """(effective, permitted, inheritable) of the calling thread."""
     hdr = _Header(_LINUX_CAPABILITY_VERSION_3, 0)
     data = (_Data * 2)()
-    if _libc.capget(ctypes.byref(hdr), data) != 0:
-        e = ctypes.get_errno()
+    if _libc.capget(cabi.byref(hdr), data) != 0:
+        e = cabi.get_errno()
         raise OSError(e, os.strerror(e))
     eff = data[0].effective | data[1].effective << 32
     prm = data[0].permitted | data[1].permitted << 32
@@ -121,8 +121,8 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         data[i].effective = effective >> sh & 0xFFFFFFFF
         data[i].permitted = permitted >> sh & 0xFFFFFFFF
         data[i].inheritable = inheritable >> sh & 0xFFFFFFFF
-    if _libc.capset(ctypes.byref(hdr), data) != 0:
-        e = ctypes.get_errno()
+    if _libc.capset(cabi.byref(hdr), data) != 0:
+        e = cabi.get_errno()
         raise OSError(e, os.strerror(e))
 
 

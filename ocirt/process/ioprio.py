@@ -9,9 +9,8 @@ the init's current process group, which the runtime may share with host processe
 
 from __future__ import annotations
 
-import ctypes
-
 from ocirt.errors import ConfigError, SetupError
+from ocirt.linux import cabi
 from ocirt.linux import syscalls as sc
 
 CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
@@ -37,11 +36,11 @@ def parse(value: object, *, jpath: str = "process.ioPriority",
 
 def apply(ioprio: int) -> None:
     try:
-        sc.syscall("ioprio_set", ctypes.c_int(IOPRIO_WHO_PROCESS), ctypes.c_int(0),
-                   ctypes.c_int(ioprio))
+        sc.syscall("ioprio_set", cabi.c_int(IOPRIO_WHO_PROCESS), cabi.c_int(0),
+                   cabi.c_int(ioprio))
     except OSError as e:
         raise SetupError(f"setting io priority: {e.strerror}") from None
 
 
 def get() -> int:
-    return sc.syscall("ioprio_get", ctypes.c_int(IOPRIO_WHO_PROCESS), ctypes.c_int(0))
+    return sc.syscall("ioprio_get", cabi.c_int(IOPRIO_WHO_PROCESS), cabi.c_int(0))

@@ -8,10 +8,10 @@ EPERM and so do runc and crun -- we report which limit failed.
 
 from __future__ import annotations
 
-import ctypes
 import os
 
 from ocirt.errors import ConfigError, SetupError
+from ocirt.linux import cabi
 from ocirt.linux import syscalls as sc
 
 RLIMITS: dict[str, int] = {
@@ -23,8 +23,8 @@ RLIMITS: dict[str, int] = {
 RLIM_INFINITY = (1 << 64) - 1
 
 
-class _Rlimit(ctypes.Structure):
-    _fields_ = [("rlim_cur", ctypes.c_uint64), ("rlim_max", ctypes.c_uint64)]
+class _Rlimit(cabi.Structure):
+    _fields_ = [("rlim_cur", cabi.c_uint64), ("rlim_max", cabi.c_uint64)]
 
 
 _libc = sc.libc()
@@ -68,8 +68,8 @@ def parse(rlimits: object, *, jpath: str = "process.rlimits",
 
 def getrlimit(resource: int, pid: int = 0) -> tuple[int, int]:
     old = _Rlimit()
-    if _libc.prlimit(ctypes.c_int(pid), ctypes.c_int(resource), None, ctypes.byref(old)) != 0:
-        e = ctypes.get_errno()
+    if _libc.prlimit(cabi.c_int(pid), cabi.c_int(resource), None, cabi.byref(old)) != 0:
+        e = cabi.get_errno()
         raise OSError(e, "prlimit: " + os.strerror(e))
     return old.rlim_cur, old.rlim_max
 
@@ -77,8 +77,8 @@ def getrlimit(resource: int, pid: int = 0) -> tuple[int, int]:
 def apply(limits: list[tuple[str, int, int, int]], pid: int = 0) -> None:
     for name, res, soft, hard in limits:
         new = _Rlimit(soft, hard)
-        if _libc.prlimit(ctypes.c_int(pid), ctypes.c_int(res), ctypes.byref(new), None) != 0:
-            e = ctypes.get_errno()
+        if _libc.prlimit(cabi.c_int(pid), cabi.c_int(res), cabi.byref(new), None) != 0:
+            e = cabi.get_errno()
             hint = ""
             if e == 1:
                 hint = " (raising a hard limit needs CAP_SYS_RESOURCE)"

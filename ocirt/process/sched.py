@@ -7,9 +7,8 @@ into Linux, so it is rejected as an unsupported value up front.
 
 from __future__ import annotations
 
-import ctypes
-
 from ocirt.errors import ConfigError, SetupError
+from ocirt.linux import cabi
 from ocirt.linux import syscalls as sc
 
 POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,
@@ -20,12 +19,12 @@ FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02,
          "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
 
 
-class SchedAttr(ctypes.Structure):
-    _fields_ = [("size", ctypes.c_uint32), ("sched_policy", ctypes.c_uint32),
-                ("sched_flags", ctypes.c_uint64), ("sched_nice", ctypes.c_int32),
-                ("sched_priority", ctypes.c_uint32), ("sched_runtime", ctypes.c_uint64),
-                ("sched_deadline", ctypes.c_uint64), ("sched_period", ctypes.c_uint64),
-                ("sched_util_min", ctypes.c_uint32), ("sched_util_max", ctypes.c_uint32)]
+class SchedAttr(cabi.Structure):
+    _fields_ = [("size", cabi.c_uint32), ("sched_policy", cabi.c_uint32),
+                ("sched_flags", cabi.c_uint64), ("sched_nice", cabi.c_int32),
+                ("sched_priority", cabi.c_uint32), ("sched_runtime", cabi.c_uint64),
+                ("sched_deadline", cabi.c_uint64), ("sched_period", cabi.c_uint64),
+                ("sched_util_min", cabi.c_uint32), ("sched_util_max", cabi.c_uint32)]
 
 
 def _int(v, lo, hi) -> bool:
@@ -77,9 +76,9 @@ def parse(value: object, *, jpath: str = "process.scheduler",
 
 def apply(s: tuple) -> None:
     pol, flags, nice, prio, runtime, deadline, period = s
-    attr = SchedAttr(ctypes.sizeof(SchedAttr), pol, flags, nice, prio, runtime, deadline, period,
+    attr = SchedAttr(cabi.sizeof(SchedAttr), pol, flags, nice, prio, runtime, deadline, period,
                      0, 0)
     try:
-        sc.syscall("sched_setattr", ctypes.c_int(0), ctypes.byref(attr), ctypes.c_uint(0))
+        sc.syscall("sched_setattr", cabi.c_int(0), cabi.byref(attr), cabi.c_uint(0))
     except OSError as e:
         raise SetupError(f"setting scheduler attributes: {e.strerror}") from None

@@ -14,21 +14,21 @@ write goes through that fd in a single write(2) (LSM attr files need one write).
 
 from __future__ import annotations
 
-import ctypes
 import os
 
 from ocirt.errors import SecurityError
+from ocirt.linux import cabi
 from ocirt.linux import syscalls as sc
 
 _libc = sc.libc()
 
 
 def fs_magic(fd: int) -> int:
-    buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on 64-bit
-    if _libc.fstatfs(ctypes.c_int(fd), buf) != 0:
-        e = ctypes.get_errno()
+    buf = cabi.create_string_buffer(256)  # struct statfs is 120 bytes on 64-bit
+    if _libc.fstatfs(cabi.c_int(fd), buf) != 0:
+        e = cabi.get_errno()
         raise OSError(e, "fstatfs: " + os.strerror(e))
-    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
+    return cabi.c_long.from_buffer(buf).value & 0xFFFFFFFF
 
 
 class ProcRoot:

@@ -28,9 +28,10 @@ listener, so without SCMP_ACT_NOTIFY it is dropped (it has nothing to act on).
 
 from __future__ import annotations
 
-import ctypes
 import os
+
 from ocirt.errors import ConfigError, SetupError
+from ocirt.linux import cabi
 from ocirt.linux import syscalls as sc
 
 # libseccomp action values (seccomp.h); errno/trace data go in the low 16 bits.
@@ -97,13 +98,13 @@ _FLTATR_CTL_OPTIMIZE = 8
 _SCMP_ERROR = -1  # __NR_SCMP_ERROR
 
 
-class _ArgCmp(ctypes.Structure):
-    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int),
-                ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)]
+class _ArgCmp(cabi.Structure):
+    _fields_ = [("arg", cabi.c_uint), ("op", cabi.c_int),
+                ("datum_a", cabi.c_uint64), ("datum_b", cabi.c_uint64)]
 
 
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+class _SockFprog(cabi.Structure):
+    _fields_ = [("len", cabi.c_ushort), ("filter", cabi.c_void_p)]
 
 
 class Filter:
@@ -262,28 +263,28 @@ def _lib():
     global _LIB
     if _LIB is None:
         try:
-            lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+            lib = cabi.CDLL("libseccomp.so.2", use_errno=True)
         except OSError as e:
             raise SetupError(f"linux.seccomp is set but libseccomp cannot be loaded: {e}") from None
-        lib.seccomp_init.restype = ctypes.c_void_p
-        lib.seccomp_init.argtypes = [ctypes.c_uint32]
-        lib.seccomp_release.argtypes = [ctypes.c_void_p]
+        lib.seccomp_init.restype = cabi.c_void_p
+        lib.seccomp_init.argtypes = [cabi.c_uint32]
+        lib.seccomp_release.argtypes = [cabi.c_void_p]
         lib.seccomp_release.restype = None
-        lib.seccomp_arch_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
-        lib.seccomp_arch_native.restype = ctypes.c_uint32
-        lib.seccomp_attr_set.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32]
-        lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
-        lib.seccomp_syscall_resolve_name.restype = ctypes.c_int
-        lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int,
-                                               ctypes.c_uint, ctypes.POINTER(_ArgCmp)]
-        lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        lib.seccomp_arch_add.argtypes = [cabi.c_void_p, cabi.c_uint32]
+        lib.seccomp_arch_native.restype = cabi.c_uint32
+        lib.seccomp_attr_set.argtypes = [cabi.c_void_p, cabi.c_int, cabi.c_uint32]
+        lib.seccomp_syscall_resolve_name.argtypes = [cabi.c_char_p]
+        lib.seccomp_syscall_resolve_name.restype = cabi.c_int
+        lib.seccomp_rule_add_array.argtypes = [cabi.c_void_p, cabi.c_uint32, cabi.c_int,
+                                               cabi.c_uint, cabi.POINTER(_ArgCmp)]
+        lib.seccomp_export_bpf.argtypes = [cabi.c_void_p, cabi.c_int]
         _LIB = lib
     return _LIB
 
 
 def libseccomp_version() -> str:
     lib = _lib()
-    lib.seccomp_version.restype = ctypes.POINTER(ctypes.c_uint * 3)
+    lib.seccomp_version.restype = cabi.POINTER(cabi.c_uint * 3)
     return ".".join(str(x) for x in lib.seccomp_version().contents)
 
 
@@ -409,7 +410,7 @@ def _sha256(data: bytes) -> str:
 
 def _cache_key(prof: dict, lib) -> str:
     import json
-    lib.seccomp_version.restype = ctypes.POINTER(ctypes.c_uint * 3)
+    lib.seccomp_version.restype = cabi.POINTER(cabi.c_uint * 3)
     ver = ".".join(str(x) for x in lib.seccomp_version().contents)
     doc = {k: prof.get(k) for k in _BPF_KEYS}
     blob = json.dumps([_CACHE_FORMAT.decode(), ver, lib.seccomp_arch_native(), doc],
@@ -498,11 +499,11 @@ def load(f: Filter) -> int | None:
     (O_CLOEXEC, so it never reaches the container process) when the profile uses NOTIFY.
 
     Without no_new_privs the caller must hold CAP_SYS_ADMIN (kernel rule)."""
-    buf = ctypes.create_string_buffer(f.bpf, len(f.bpf))
-    prog = _SockFprog(len(f.bpf) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    buf = cabi.create_string_buffer(f.bpf, len(f.bpf))
+    prog = _SockFprog(len(f.bpf) // 8, cabi.cast(buf, cabi.c_void_p))
     try:
-        ret = sc.syscall("seccomp", ctypes.c_uint(SECCOMP_SET_MODE_FILTER),
-                         ctypes.c_uint(f.flags), ctypes.byref(prog))
+        ret = sc.syscall("seccomp", cabi.c_uint(SECCOMP_SET_MODE_FILTER),
+                         cabi.c_uint(f.flags), cabi.byref(prog))
     except OSError as e:
         hint = ""
         if e.errno == 13:
