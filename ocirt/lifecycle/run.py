@@ -4,8 +4,6 @@ signal N), forwarding the signals we receive to it; the container is deleted aft
 
 from __future__ import annotations
 
-import os
-
 from ocirt.lifecycle import create as create_mod
 from ocirt.lifecycle import foreground
 from ocirt.lifecycle.container import Container
