@@ -43,18 +43,23 @@ def _own_procs_file() -> str | None:
     return None
 
 
-def _loop(path: str, pid: bytes, stop) -> None:
+def _loop(path: str, pid: bytes, stop, started) -> None:
     for _ in range(_MAX_ROUNDS):
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
             try:
-                os.write(fd, pid)
+                if started is not None:
+                    started.release()
+                    started = None
+                os.write(fd, pid)       # releases the GIL while the kernel waits
             finally:
                 os.close(fd)
         except OSError:
-            return
+            break
         if stop.acquire(timeout=_INTERVAL):
-            return
+            break
+    if started is not None:
+        started.release()
 
 
 def start() -> None:
@@ -68,10 +73,16 @@ def start() -> None:
     import _thread
     _stop = _thread.allocate_lock()
     _stop.acquire()
+    # Wait until the thread is about to write: otherwise it would sit waiting for the GIL
+    # (up to the 5 ms switch interval) while this thread imports, and start the clock late.
+    started = _thread.allocate_lock()
+    started.acquire()
     try:
-        _thread.start_new_thread(_loop, (path, str(os.getpid()).encode(), _stop))
+        _thread.start_new_thread(_loop, (path, str(os.getpid()).encode(), _stop, started))
     except RuntimeError:
         _stop = None
+        return
+    started.acquire(timeout=0.05)
 
 
 def stop() -> None:
