@@ -10,6 +10,7 @@ last look at the OOM counter so that a kill that stopped the container is still 
 
 from __future__ import annotations
 
+import gc
 import json
 import signal
 import sys
@@ -49,6 +50,7 @@ def stream(store: Store, cid: str, interval: float) -> None:
     if interval <= 0:
         raise OcirtError("duration interval must be greater than 0")
     c, cg = _load(store, cid)
+    gc.enable()     # the launcher turned it off for start-up; a stream may run for days
     stop = []
 
     def _stop(signum, frame):

@@ -4,6 +4,7 @@ signals we receive go to it, a pty is proxied to our terminal, and its exit stat
 
 from __future__ import annotations
 
+import gc
 import os
 
 from ocirt.linux import signals
@@ -19,6 +20,7 @@ def wait(pid: int, master: int | None = None) -> int:
         except ProcessLookupError:
             pass
 
+    gc.enable()     # the launcher turned it off for start-up; this wait may last for days
     for s in FORWARDED:
         signals.install(s, forward)
     try:
