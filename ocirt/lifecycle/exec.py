@@ -62,7 +62,7 @@ def execute(store: Store, cid: str, opts: ExecOptions) -> int:
         pidfd = sc.pidfd_open(c.pid)
     except OSError:
         raise ContainerNotRunning() from None
-    console_sock = ours = None
+    console_sock = ours = forwarder = None
     try:
         if machine.start_time(c.pid) != c.state.get("pid_start"):
             raise ContainerNotRunning()
@@ -75,7 +75,15 @@ def execute(store: Store, cid: str, opts: ExecOptions) -> int:
         flags = _namespace_flags(c)
         launch = setns.ExecLaunch(pidfd, flags, process, prep, opts.preserve_fds,
                                   console_sock.fileno() if console_sock is not None else None)
+        if not opts.detach:
+            # Signals sent to `exec` from now on are for the process: held until it exists.
+            from ocirt.lifecycle import foreground
+            forwarder = foreground.Forwarder()
         pid = _spawn(c, launch, opts)
+    except BaseException:
+        if forwarder is not None:
+            forwarder.restore()
+        raise
     finally:
         os.close(pidfd)
         if console_sock is not None:
@@ -88,7 +96,7 @@ def execute(store: Store, cid: str, opts: ExecOptions) -> int:
         pidfd_socket.send(opts.pidfd_socket, pid, "exec")
     if opts.detach:
         return 0
-    return _wait_foreground(pid, ours)
+    return _wait_foreground(pid, ours, forwarder)
 
 
 def _namespace_flags(c: Container) -> int:
@@ -166,11 +174,11 @@ def _kill(*pids: int) -> None:
                 pass
 
 
-def _wait_foreground(pid: int, ours: socket.socket | None) -> int:
+def _wait_foreground(pid: int, ours: socket.socket | None, forwarder) -> int:
     from ocirt.lifecycle import foreground
     master = None
     if ours is not None:
         from ocirt import console
         master = console.recv_master(ours)
         ours.close()
-    return foreground.wait(pid, master)
+    return foreground.wait(pid, master, forwarder)

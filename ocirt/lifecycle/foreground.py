@@ -13,16 +13,45 @@ FORWARDED = (signals.SIGTERM, signals.SIGINT, signals.SIGHUP, signals.SIGQUIT, s
              signals.SIGUSR2, signals.SIGWINCH, signals.SIGCONT, signals.SIGTSTP)
 
 
-def wait(pid: int, master: int | None = None) -> int:
-    def forward(signum, _frame) -> None:
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
+class Forwarder:
+    """Takes over the forwarded signals at once, before the container process exists (a SIGTERM
+    between start and the wait must not kill us and orphan it); they queue until target()
+    names the process, then go to it, as runc's signal handler buffers them."""
 
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.pending: list[int] = []
+        for s in FORWARDED:
+            signals.install(s, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame) -> None:
+        if self.pid is None:
+            self.pending.append(signum)
+        else:
+            _send(self.pid, signum)
+
+    def target(self, pid: int) -> None:
+        self.pid = pid
+        while self.pending:
+            _send(pid, self.pending.pop(0))
+
+    def restore(self) -> None:
+        for s in FORWARDED:
+            signals.install(s, signals.SIG_DFL)
+
+
+def _send(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def wait(pid: int, master: int | None = None, forwarder: Forwarder | None = None) -> int:
     gc.enable()     # the launcher turned it off for start-up; this wait may last for days
-    for s in FORWARDED:
-        signals.install(s, forward)
+    if forwarder is None:
+        forwarder = Forwarder()
+    forwarder.target(pid)
     try:
         if master is not None:
             from ocirt import console
@@ -32,8 +61,7 @@ def wait(pid: int, master: int | None = None) -> int:
             os.close(master)
         return exit_status(pid)
     finally:
-        for s in FORWARDED:
-            signals.install(s, signals.SIG_DFL)
+        forwarder.restore()
 
 
 def exit_status(pid: int) -> int:

@@ -14,23 +14,30 @@ from ocirt.state.store import Store
 def run(store: Store, cid: str, opts: create_mod.Options, detach: bool = False,
         keep: bool = False) -> int:
     opts.foreground_tty = not detach
-    created = create_mod.create(store, cid, opts)
-    pid = created.pid
-    master = None
-    if created.console is not None:
-        from ocirt import console
-        master = console.recv_master(created.console)
-        created.console.close()
+    # Signals sent to `run` from now on are for the container: held until it runs.
+    forwarder = None if detach else foreground.Forwarder()
     try:
-        start(store, cid, notify_in_background=not detach)
+        created = create_mod.create(store, cid, opts)
+        pid = created.pid
+        master = None
+        if created.console is not None:
+            from ocirt import console
+            master = console.recv_master(created.console)
+            created.console.close()
+        try:
+            start(store, cid, notify_in_background=not detach)
+        except BaseException:
+            if not detach:
+                _cleanup(store, cid)
+            raise
     except BaseException:
-        if not detach:
-            _cleanup(store, cid)
+        if forwarder is not None:
+            forwarder.restore()
         raise
     if detach:
         return 0
 
-    status = foreground.wait(pid, master)
+    status = foreground.wait(pid, master, forwarder)
     if not keep:
         _cleanup(store, cid)
     return status

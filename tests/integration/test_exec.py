@@ -153,3 +153,29 @@ def test_exec_hands_a_notify_listener_to_the_seccomp_agent(ocirt, bundle, cid, t
     for state, nfds in got:
         assert nfds == 1 and state["fds"] == ["seccompFd"] and state["metadata"] == "meta"
         assert state["state"]["id"] == cid
+
+
+def test_exec_forwards_sigterm_to_its_process(ocirt, running):
+    import signal
+    import subprocess
+    proc = subprocess.Popen(
+        ocirt.cmd("exec", running, "sh", "-c",
+                  "trap 'exit 7' TERM; echo ready; while :; do sleep 0.1; done"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline() == b"ready\n"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 7
+
+
+def test_sigterm_right_after_exec_starts_is_not_lost(ocirt, running):
+    """The handlers are in place before the process exists: a signal sent as soon as it
+    prints is forwarded, never the default action on ocirt."""
+    import signal
+    import subprocess
+    for _ in range(5):
+        proc = subprocess.Popen(
+            ocirt.cmd("exec", running, "sh", "-c", "trap 'exit 9' TERM; echo go; sleep 5 & wait"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stdout.readline() == b"go\n"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 9
