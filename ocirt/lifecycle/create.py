@@ -315,7 +315,13 @@ def _drive(cid: str, bundle: str, config: dict, sync: Sync, pid1: int, new_ns: s
             undo.pids.append(init_pid)
             # The init is already building its rootfs; this write overlaps with that.
             if cgroup is not None:
-                cgroup.add(init_pid)
+                try:
+                    cgroup.add(init_pid)
+                except CgroupError:
+                    # An init that already failed cannot be moved: its own error, waiting
+                    # in the socket, is the one to report.
+                    _raise_init_error(sync, init_pid)
+                    raise
             try:
                 sync.send("cgroup")
             except OSError:
@@ -342,6 +348,21 @@ def _drive(cid: str, bundle: str, config: dict, sync: Sync, pid1: int, new_ns: s
             return init_pid, start
         elif kind == "error":
             raise SetupError(f"unable to start container process: {msg.get('message')}")
+
+
+def _raise_init_error(sync: Sync, init_pid: int) -> None:
+    """Raise the init's "error" message if it has exited (then reading cannot block)."""
+    st = machine.proc_stat(init_pid)
+    if st is not None and st[0] not in ("Z", "X"):
+        return
+    try:
+        msg, fds = sync.recv()
+    except (OSError, SyncError):
+        return
+    for fd in fds:
+        os.close(fd)
+    if msg.get("type") == "error":
+        raise SetupError(f"unable to start container process: {msg.get('message')}")
 
 
 def _create_cgroup(cgroup: object, resources: dict, sync: Sync, undo: Undo) -> None:
