@@ -50,7 +50,13 @@ class Sync:
     def recv(self) -> tuple[dict, list[int]]:
         # array would do too, but importing it pulls in collections.abc (milliseconds).
         fds: list[int] = []
-        msg, anc, _flags, _addr = self.sock.recvmsg(MAX_MSG, _socket.CMSG_SPACE(16 * 4))
+        try:
+            msg, anc, _flags, _addr = self.sock.recvmsg(MAX_MSG, _socket.CMSG_SPACE(16 * 4))
+        except ConnectionResetError:
+            # The peer exited with a message of ours unread (say, an init that failed before
+            # reading "cgroup"): the kernel reports that once, ahead of the messages the peer
+            # had sent us, which still follow, and then EOF.
+            msg, anc, _flags, _addr = self.sock.recvmsg(MAX_MSG, _socket.CMSG_SPACE(16 * 4))
         for level, typ, cdata in anc:
             if level == _SOL_SOCKET and typ == _SCM_RIGHTS:
                 n = len(cdata) // 4
