@@ -351,10 +351,16 @@ def _drive(cid: str, bundle: str, config: dict, sync: Sync, pid1: int, new_ns: s
 
 
 def _raise_init_error(sync: Sync, init_pid: int) -> None:
-    """Raise the init's "error" message if it has exited (then reading cannot block)."""
+    """Raise the init's "error" message if it failed. One that is still exiting may not be a
+    zombie yet, so a live init gets a moment to speak (a healthy one stays silent: it waits
+    for the "cgroup" message)."""
     st = machine.proc_stat(init_pid)
     if st is not None and st[0] not in ("Z", "X"):
-        return
+        import select
+        p = select.poll()
+        p.register(sync.fileno(), select.POLLIN)
+        if not p.poll(500):
+            return
     try:
         msg, fds = sync.recv()
     except (OSError, SyncError):
