@@ -277,6 +277,14 @@ def _check_linux(c: _Checker, doc: dict[str, Any], lx: dict[str, Any]) -> None:
                 raise c.fail(at + (field, i), f"{p!r} is not an absolute path")
         if paths and "mount" not in ns:
             raise c.fail(at + (field,), "needs a mount namespace in linux.namespaces")
+    # Without a mount namespace the rootfs is a directory of the runtime's namespace: making
+    # it read-only, or changing its propagation, would change the host's mounts.
+    if "mount" not in ns:
+        if type(doc.get("root")) is dict and doc["root"].get("readonly"):
+            raise c.fail(("root", "readonly"), "needs a mount namespace in linux.namespaces")
+        if lx.get("rootfsPropagation"):
+            raise c.fail(at + ("rootfsPropagation",),
+                         "needs a mount namespace in linux.namespaces")
 
     for key in lx.get("sysctl", {}):
         _check_sysctl(c, key, ns, at + ("sysctl", key))

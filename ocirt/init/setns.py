@@ -21,8 +21,9 @@ from ocirt.spawn.sync import Sync
 class ExecLaunch:
     def __init__(self, init_pidfd: int, ns_flags: int, process: dict, security: object,
                  preserve_fds: int = 0, console_fd: int | None = None,
-                 extra_env: list[str] | None = None) -> None:
+                 extra_env: list[str] | None = None, root_fd: int | None = None) -> None:
         self.init_pidfd = init_pidfd
+        self.root_fd = root_fd      # the init's root, when its mount namespace is ours
         self.ns_flags = ns_flags
         self.process = process
         self.security = security
@@ -37,6 +38,10 @@ def intermediate(launch: ExecLaunch, sync: Sync) -> None:
         sync.expect("cgroup")
         sc.setns(launch.init_pidfd, launch.ns_flags)
         os.close(launch.init_pidfd)
+        if launch.root_fd is not None:
+            os.fchdir(launch.root_fd)
+            os.chroot(".")
+            os.close(launch.root_fd)
         pid = os.fork()
         if pid == 0:
             _child(launch, sync)

@@ -76,6 +76,9 @@ class Undo:
         self.state_dir: str | None = None
         self.cgroup: object = None
         self.pids: list[int] = []
+        # (rootfs, config) of a container sharing the runtime's mount namespace, whose
+        # mounts are in that namespace
+        self.host_mounts: tuple[str, dict] | None = None
 
     def run(self) -> None:
         for pid in self.pids:
@@ -85,6 +88,10 @@ class Undo:
                 continue
         for pid in self.pids:
             _reap(pid)
+        if self.host_mounts is not None:
+            from ocirt.rootfs import hostns
+            for dest in hostns.unmount(*self.host_mounts):
+                logger.warning(f"failed to unmount {dest} in the rootfs")
         if self.cgroup is not None:
             try:
                 self.cgroup.destroy()  # kills anything left in it first
@@ -185,6 +192,8 @@ def create(store: Store, cid: str, opts: Options) -> Created:
     ck = _check(store, cid, opts)
     bundle, config, cgroup = ck.bundle, ck.config, ck.cgroup
     undo = Undo(store, cid)
+    if ck.plan.shares_runtime_mntns:
+        undo.host_mounts = (ck.plan.rootfs, config)
     console_sock = ours = None
     try:
         undo.state_dir = store.create_dir(cid)

@@ -75,6 +75,10 @@ def kill_and_wait(c: Container, paused: bool) -> None:
 
 
 def destroy(c: Container) -> None:
+    from ocirt.rootfs import hostns
+    if hostns.applies(c.config) and c.state.get("rootfs"):
+        for dest in hostns.unmount(c.state["rootfs"], c.config):
+            logger.warning(f"failed to unmount {dest} in the rootfs of container {c.id}")
     cg = c.cgroup()
     if cg is not None:
         # destroy() kills what is left in the cgroup and waits out exiting tasks itself.

@@ -63,6 +63,7 @@ def execute(store: Store, cid: str, opts: ExecOptions) -> int:
     except OSError:
         raise ContainerNotRunning() from None
     console_sock = ours = forwarder = None
+    root_fd = None
     try:
         if machine.start_time(c.pid) != c.state.get("pid_start"):
             raise ContainerNotRunning()
@@ -73,8 +74,12 @@ def execute(store: Store, cid: str, opts: ExecOptions) -> int:
             else:
                 ours, console_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         flags = _namespace_flags(c)
+        if not flags & nsmod.FLAGS["mount"]:
+            # Same mount namespace as ours (the config has none): enter the init's root.
+            root_fd = os.open(f"/proc/{c.pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         launch = setns.ExecLaunch(pidfd, flags, process, prep, opts.preserve_fds,
-                                  console_sock.fileno() if console_sock is not None else None)
+                                  console_sock.fileno() if console_sock is not None else None,
+                                  root_fd=root_fd)
         if not opts.detach:
             # Signals sent to `exec` from now on are for the process: held until it exists.
             from ocirt.lifecycle import foreground
@@ -86,6 +91,8 @@ def execute(store: Store, cid: str, opts: ExecOptions) -> int:
         raise
     finally:
         os.close(pidfd)
+        if root_fd is not None:
+            os.close(root_fd)
         if console_sock is not None:
             console_sock.close()
     if opts.pid_file:

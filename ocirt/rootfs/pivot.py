@@ -1,4 +1,5 @@
-"""Entering the root: pivot_root(".", ".") like runc, or MS_MOVE + chroot for --no-pivot."""
+"""Entering the root: pivot_root(".", ".") like runc, or MS_MOVE + chroot for --no-pivot, or
+a plain chroot for a container that shares the runtime's mount namespace."""
 
 from __future__ import annotations
 
@@ -21,6 +22,14 @@ def pivot_root(root_fd: int) -> None:
     # rslave first: the unmount of the old root must not propagate to the host.
     sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
     sc.umount2(".", sc.MNT_DETACH)
+    os.chdir("/")
+
+
+def chroot(root_fd: int) -> None:
+    """No mount namespace of its own: the container's root is the rootfs directory of the
+    runtime's namespace (as runc and crun do; chroot is no isolation, the config chose that)."""
+    os.fchdir(root_fd)
+    os.chroot(".")
     os.chdir("/")
 
 

@@ -10,6 +10,7 @@ import os
 import posixpath
 
 from ocirt.errors import ConfigError
+from ocirt.rootfs import hostns
 from ocirt.rootfs import options as mopts
 from ocirt.rootfs import sysctl as sysctl_rules
 
@@ -108,6 +109,10 @@ class Plan:
     @property
     def cgroupns(self) -> bool:
         return "cgroup" in self.new_ns or "cgroup" in self.joined_ns
+
+    @property
+    def shares_runtime_mntns(self) -> bool:
+        return hostns.shares_runtime_mntns(self.new_ns | self.joined_ns)
 
 
 def clean(path: str) -> str:

@@ -32,13 +32,21 @@ def plan(config: dict, rootfs: str, bundle: str) -> Plan:
 
 def prepare(plan: Plan) -> None:
     """In the new mount namespace, before pivot: isolate from the host, bind the rootfs, do
-    the config mounts in order, create /dev."""
-    if plan.host_mntns and _plan._mntns() == plan.host_mntns:
+    the config mounts in order, create /dev.
+
+    A config without a mount namespace shares the runtime's (runtime-spec: an unlisted type
+    is inherited), as with runc and crun: its mounts land in that namespace under the rootfs,
+    the host's propagation is left alone, and ocirt.rootfs.hostns takes them down again."""
+    shared = plan.shares_runtime_mntns
+    if not shared and plan.host_mntns and _plan._mntns() == plan.host_mntns:
         raise SetupError("rootfs setup must run in a new mount namespace, not the runtime's")
     try:
         procfs.root_fd()  # taken before any container mount exists
-        propagation.isolate_host(plan)
-        plan.rt.root_fd = propagation.bind_root(plan)
+        if shared:
+            plan.rt.root_fd = os.open(plan.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        else:
+            propagation.isolate_host(plan)
+            plan.rt.root_fd = propagation.bind_root(plan)
     except OSError as e:
         raise SetupError(f"preparing rootfs {plan.rootfs}: {e.strerror or e}") from None
     mounts.mount_all(plan)
@@ -53,7 +61,10 @@ def apply_sysctl(plan: Plan) -> None:
 
 def pivot(plan: Plan, no_pivot: bool = False) -> None:
     try:
-        if no_pivot:
+        if plan.shares_runtime_mntns:
+            # pivot_root or a move would change the root of the runtime's whole namespace.
+            _pivot.chroot(plan.rt.root_fd)
+        elif no_pivot:
             _pivot.move_root(plan.rt.root_fd, plan.rootfs)
         else:
             _pivot.pivot_root(plan.rt.root_fd)
@@ -80,8 +91,11 @@ def finalize(plan: Plan) -> None:
                 finally:
                     os.close(dev)
             if plan.readonly:
+                if plan.shares_runtime_mntns:     # refused by config validation already
+                    raise SetupError("root.readonly needs a mount namespace")
                 attach.set_attrs(root, sc.MOUNT_ATTR_RDONLY, 0)
-            propagation.apply_final(plan, root)
+            if not plan.shares_runtime_mntns:
+                propagation.apply_final(plan, root)
         except OSError as e:
             raise SetupError(f"finalizing rootfs: {e.strerror or e}") from None
     finally:

@@ -251,6 +251,35 @@ def test_readonly_paths_need_a_mount_namespace() -> None:
     assert error_of(mut) == "config.json: linux.readonlyPaths: needs a mount namespace in linux.namespaces"
 
 
+def _no_mount_ns(d: dict[str, Any]) -> None:
+    d["linux"]["maskedPaths"] = []
+    d["linux"]["readonlyPaths"] = []
+    d["linux"]["namespaces"] = [n for n in d["linux"]["namespaces"] if n["type"] != "mount"]
+
+
+def test_readonly_root_needs_a_mount_namespace() -> None:
+    def mut(d: dict[str, Any]) -> None:
+        _no_mount_ns(d)
+        d["root"]["readonly"] = True
+    assert error_of(mut) == "config.json: root.readonly: needs a mount namespace in linux.namespaces"
+
+
+def test_rootfs_propagation_needs_a_mount_namespace() -> None:
+    def mut(d: dict[str, Any]) -> None:
+        _no_mount_ns(d)
+        d["root"]["readonly"] = False
+        d["linux"]["rootfsPropagation"] = "private"
+    assert error_of(mut) == ("config.json: linux.rootfsPropagation: needs a mount namespace in "
+                             "linux.namespaces")
+
+
+def test_no_mount_namespace_is_valid_otherwise() -> None:
+    def mut(d: dict[str, Any]) -> None:
+        _no_mount_ns(d)
+        d["root"]["readonly"] = False
+    passes(mut)
+
+
 # -- sysctl -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("key", ["kernel.msgmax", "kernel.sem", "kernel.shm_rmid_forced", "fs.mqueue.msg_max",
