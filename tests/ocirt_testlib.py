@@ -12,6 +12,14 @@ def unique_id(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
+def run_out(ocirt, bundle, cid: str, script: str) -> str:
+    """`run` a shell script in the bundle; its stdout (the run must succeed)."""
+    bundle.sh(script)
+    p = ocirt("run", "--bundle", str(bundle.path), cid)
+    assert p.returncode == 0, p.stderr.decode()
+    return p.stdout.decode()
+
+
 def host_mounts() -> list[str]:
     with open("/proc/self/mountinfo") as f:
         return [line.split(" - ")[0].split()[4] for line in f]

@@ -5,12 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-
-def run_out(ocirt, bundle, cid, script: str) -> str:
-    bundle.sh(script)
-    p = ocirt("run", "--bundle", str(bundle.path), cid)
-    assert p.returncode == 0, p.stderr.decode()
-    return p.stdout.decode()
+from ocirt_testlib import run_out
 
 
 def test_process_is_pid_1_in_a_new_pid_namespace(ocirt, bundle, cid):

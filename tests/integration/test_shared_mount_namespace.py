@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from ocirt_testlib import host_mounts
+from ocirt_testlib import host_mounts, run_out
 
 
 @pytest.fixture
@@ -27,13 +27,6 @@ def shared(bundle, rootfs_template):
 def mounts_under(path) -> list[str]:
     prefix = os.path.realpath(path) + "/"
     return [m for m in host_mounts() if m.startswith(prefix)]
-
-
-def run_out(ocirt, bundle, cid, script: str) -> str:
-    bundle.sh(script)
-    p = ocirt("run", "--bundle", str(bundle.path), cid)
-    assert p.returncode == 0, p.stderr.decode()
-    return p.stdout.decode()
 
 
 def test_container_shares_the_runtimes_mount_namespace(ocirt, shared, cid):

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from ocirt_testlib import run_out
+
 
 @pytest.fixture
 def reachable_rootfs(bundle, rootfs_template):
@@ -25,13 +27,6 @@ def with_userns(bundle, host_id: int = 100000) -> None:
     bundle.config["linux"]["namespaces"].append({"type": "user"})
     bundle.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": host_id, "size": 65536}]
     bundle.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": host_id, "size": 65536}]
-
-
-def run_out(ocirt, bundle, cid, script: str) -> str:
-    bundle.sh(script)
-    p = ocirt("run", "--bundle", str(bundle.path), cid)
-    assert p.returncode == 0, p.stderr.decode()
-    return p.stdout.decode()
 
 
 def test_user_namespace_maps_container_root_to_the_configured_host_id(ocirt, bundle, cid,

@@ -20,7 +20,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from docker_profile import docker_like_profile  # noqa: E402
-from ocirt_testlib import cgroup_dirs_named, pids_with_cmdline  # noqa: E402
+from ocirt_testlib import cgroup_dirs_named, pids_with_cmdline, run_out  # noqa: E402
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
 
@@ -31,13 +31,6 @@ STATUS = "grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/s
 LIMIT_ROWS = {"RLIMIT_NOFILE": "Max open files", "RLIMIT_NPROC": "Max processes",
               "RLIMIT_CORE": "Max core file size", "RLIMIT_STACK": "Max stack size",
               "RLIMIT_MEMLOCK": "Max locked memory"}
-
-
-def run_out(ocirt, bundle, cid, script: str) -> str:
-    bundle.sh(script)
-    p = ocirt("run", "--bundle", str(bundle.path), cid)
-    assert p.returncode == 0, p.stderr.decode()
-    return p.stdout.decode()
 
 
 def status(out: str) -> dict[str, str]:
