@@ -19,46 +19,17 @@ __all__ = ["CDLL", "POINTER", "Structure", "addressof", "byref", "c_char", "c_ch
            "create_string_buffer", "get_errno", "memmove", "sizeof"]
 
 
-class c_int(_SimpleCData):
-    _type_ = "i"
+def _simple(name: str, code: str) -> type:
+    # What ctypes' own `class c_int(_SimpleCData): _type_ = "i"` definitions make.
+    return type(name, (_SimpleCData,), {"_type_": code, "__module__": __name__})
 
 
-class c_uint(_SimpleCData):
-    _type_ = "I"
-
-
-class c_long(_SimpleCData):
-    _type_ = "l"
-
-
-class c_ulong(_SimpleCData):
-    _type_ = "L"
-
-
-class c_ushort(_SimpleCData):
-    _type_ = "H"
-
-
-class c_ubyte(_SimpleCData):
-    _type_ = "B"
-
-
-class c_char(_SimpleCData):
-    _type_ = "c"
-
-
-class c_char_p(_SimpleCData):
-    _type_ = "z"
-
-
-class c_void_p(_SimpleCData):
-    _type_ = "P"
-
-
-class py_object(_SimpleCData):
-    _type_ = "O"
-
-
+c_int, c_uint, c_long, c_ulong = _simple("c_int", "i"), _simple("c_uint", "I"), \
+    _simple("c_long", "l"), _simple("c_ulong", "L")
+c_ushort, c_ubyte, c_char = _simple("c_ushort", "H"), _simple("c_ubyte", "B"), \
+    _simple("c_char", "c")
+c_char_p, c_void_p, py_object = _simple("c_char_p", "z"), _simple("c_void_p", "P"), \
+    _simple("py_object", "O")
 c_int32, c_uint32, c_uint16, c_uint8 = c_int, c_uint, c_ushort, c_ubyte
 c_int64, c_uint64, c_size_t = c_long, c_ulong, c_ulong
 
