@@ -297,10 +297,8 @@ class Manager:
         f[1](f[3])
 
     def is_frozen(self) -> bool:
-        f = self._freezer()
-        if f is None or not os.path.isdir(f[3]):
-            return False
-        return f[2](f[3])
+        from ocirt.cgroups.controllers import freezer
+        return freezer.is_frozen_recorded(self.paths)
 
     def kill_all(self, sig: int) -> None:
         if self.mode == V2 and sig == SIGKILL:

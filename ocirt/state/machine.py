@@ -51,9 +51,9 @@ def derive(state: dict, state_dir: str) -> str:
     # and `start` must refuse it rather than wait for an init that cannot run.
     cg = state.get("cgroup")
     if cg:
-        from ocirt.cgroups import manager
+        from ocirt.cgroups.controllers import freezer
         try:
-            if manager.from_state(cg).is_frozen():
+            if freezer.is_frozen_recorded(cg.get("paths") or {}):
                 return PAUSED
         except OSError:
             pass

@@ -7,6 +7,7 @@ leave a half-frozen container.
 
 from __future__ import annotations
 
+import os
 import time
 
 from ocirt.cgroups import fs
@@ -72,3 +73,17 @@ def thaw_v2(d: str) -> None:
 
 def is_frozen_v2(d: str) -> bool:
     return (fs.read_or_none(d, "cgroup.freeze") or "0").strip() == "1"
+
+
+def is_frozen_recorded(paths: dict[str, str]) -> bool:
+    """is_frozen for the cgroup paths a container's state records (Manager.to_state), routed
+    like Manager: the v1 freezer if there is one, else cgroup2. For `state`, `start`, `kill`
+    and `delete`, which need nothing else of the cgroup manager (importing it costs more
+    than the rest of `state`)."""
+    if "freezer" in paths:
+        d, check = paths["freezer"], is_frozen_v1
+    elif "" in paths:       # ocirt.cgroups.paths.UNIFIED
+        d, check = paths[""], is_frozen_v2
+    else:
+        return False
+    return os.path.isdir(d) and check(d)
