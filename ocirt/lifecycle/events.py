@@ -50,7 +50,8 @@ def stream(store: Store, cid: str, interval: float) -> None:
     if interval <= 0:
         raise OcirtError("duration interval must be greater than 0")
     c, cg = _load(store, cid)
-    gc.enable()     # the launcher turned it off for start-up; a stream may run for days
+    gc.freeze()     # the launcher turned the collector off for start-up (see foreground)
+    gc.enable()     # a stream may run for days
     stop = []
 
     def _stop(signum, frame):

@@ -48,7 +48,11 @@ def _send(pid: int, signum: int) -> None:
 
 
 def wait(pid: int, master: int | None = None, forwarder: Forwarder | None = None) -> int:
-    gc.enable()     # the launcher turned it off for start-up; this wait may last for days
+    # The launcher turned the collector off for start-up; this wait may last for days. What
+    # exists now (modules, config) lives as long as we do: freeze it, or the first collection
+    # walks all of it (milliseconds, right when the container exits).
+    gc.freeze()
+    gc.enable()
     if forwarder is None:
         forwarder = Forwarder()
     forwarder.target(pid)

@@ -21,3 +21,18 @@ def test_foreground_wait_turns_the_collector_back_on():
         if not was:
             gc.disable()
 
+
+def test_foreground_wait_freezes_what_exists_so_no_collection_walks_it():
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    was = gc.isenabled()
+    gc.disable()
+    gc.unfreeze()
+    try:
+        foreground.wait(pid)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        if not was:
+            gc.disable()
