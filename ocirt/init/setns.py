@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 
-from ocirt import console
 from ocirt.errors import SetupError
 from ocirt.init import standard
 from ocirt.linux import syscalls as sc
@@ -89,5 +88,6 @@ def _exec(launch: ExecLaunch, sync: Sync) -> None:
 def _console(launch: ExecLaunch) -> None:
     if launch.console_fd is None:
         raise SetupError("cannot allocate tty if ocirt will detach without setting console socket")
+    from ocirt import console       # imported by the runtime before the fork (exec.py)
     fd, launch.console_fd = launch.console_fd, None
     console.attach(fd, launch.process.get("consoleSize"))

@@ -7,7 +7,6 @@ process security treatment as the init (capabilities, no_new_privs, seccomp, rli
 from __future__ import annotations
 
 import os
-import socket
 
 from ocirt.errors import ContainerNotRunning, ExecFailed, OcirtError, StateError
 from ocirt.init import namespaces as nsmod
@@ -68,6 +67,10 @@ def execute(store: Store, cid: str, opts: ExecOptions) -> int:
         if machine.start_time(c.pid) != c.state.get("pid_start"):
             raise ContainerNotRunning()
         if terminal:
+            import socket
+
+            # The exec'd child uses it inside the container, where nothing can be imported.
+            from ocirt import console  # noqa: F401
             if opts.console_socket:
                 console_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 console_sock.connect(opts.console_socket)
@@ -181,7 +184,7 @@ def _kill(*pids: int) -> None:
                 pass
 
 
-def _wait_foreground(pid: int, ours: socket.socket | None, forwarder) -> int:
+def _wait_foreground(pid: int, ours, forwarder) -> int:
     from ocirt.lifecycle import foreground
     master = None
     if ours is not None:
