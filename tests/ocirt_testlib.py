@@ -81,3 +81,13 @@ def cgroup_dirs(pid: int) -> dict[str, str]:
 
 def read_cgroup_file(d: str, name: str) -> str:
     return Path(d, name).read_text().strip()
+
+
+def block_device() -> tuple[int, int] | None:
+    """(major, minor) of a real disk of this machine, for blkio/io rules."""
+    with open("/proc/partitions") as f:
+        for line in f.read().splitlines()[2:]:
+            parts = line.split()
+            if len(parts) == 4 and not parts[3].startswith(("loop", "zram", "ram")):
+                return int(parts[0]), int(parts[1])
+    return None

@@ -9,15 +9,7 @@ import pytest
 from ocirt.errors import ConfigError
 
 from cghelpers import read, wait_for
-
-
-def _vda() -> tuple[int, int] | None:
-    with open("/proc/partitions") as f:
-        for line in f.read().splitlines()[2:]:
-            parts = line.split()
-            if len(parts) == 4 and not parts[3].startswith(("loop", "zram", "ram")):
-                return int(parts[0]), int(parts[1])
-    return None
+from ocirt_testlib import block_device
 
 
 def test_pids_limit_stops_fork_loop(make, spawn):
@@ -40,7 +32,7 @@ def test_pids_limit_stops_fork_loop(make, spawn):
 
 
 def test_blkio_files(make):
-    dev = _vda()
+    dev = block_device()
     if dev is None:
         pytest.skip("no block device")
     ma, mi = dev

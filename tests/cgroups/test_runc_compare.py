@@ -12,19 +12,11 @@ import subprocess
 import pytest
 
 from cghelpers import PREFIX, read
+from ocirt_testlib import block_device
 
 RUNC = shutil.which("runc")
 BUSYBOX = shutil.which("busybox")
 MiB = 1 << 20
-
-
-def _dev() -> tuple[int, int] | None:
-    with open("/proc/partitions") as f:
-        for line in f.read().splitlines()[2:]:
-            parts = line.split()
-            if len(parts) == 4 and not parts[3].startswith(("loop", "zram", "ram")):
-                return int(parts[0]), int(parts[1])
-    return None
 
 
 FILES = {
@@ -43,7 +35,7 @@ FILES = {
 
 @pytest.mark.skipif(not RUNC or not BUSYBOX, reason="runc or busybox not installed")
 def test_same_files_as_runc(make, tmp_path):
-    dev = _dev()
+    dev = block_device()
     resources = {
         "memory": {"limit": 64 * MiB, "reservation": 32 * MiB, "swap": 128 * MiB,
                    "swappiness": 10},

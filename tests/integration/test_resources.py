@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ocirt_testlib import cgroup_dirs, cgroup_mounts, unique_id
+from ocirt_testlib import block_device, cgroup_dirs, cgroup_mounts, unique_id
 from ocirt_testlib import read_cgroup_file as read
 
 MiB = 1 << 20
@@ -30,15 +30,6 @@ def need_v1(*controllers: str) -> None:
     missing = [c for c in controllers if c not in V1_MOUNTS]
     if missing:
         pytest.skip(f"needs the cgroup v1 {', '.join(missing)} hierarchy (reads v1 files)")
-
-
-def block_device() -> tuple[int, int] | None:
-    with open("/proc/partitions") as f:
-        for line in f.read().splitlines()[2:]:
-            parts = line.split()
-            if len(parts) == 4 and not parts[3].startswith(("loop", "zram", "ram")):
-                return int(parts[0]), int(parts[1])
-    return None
 
 
 def blkio_weight_file() -> str | None:
