@@ -5,34 +5,34 @@ from __future__ import annotations
 import gc
 import os
 
+import pytest
+
 from ocirt.lifecycle import foreground
 
 
-def test_foreground_wait_turns_the_collector_back_on():
-    pid = os.fork()
-    if pid == 0:
-        os._exit(3)
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        assert foreground.wait(pid) == 3
-        assert gc.isenabled()
-    finally:
-        if not was:
-            gc.disable()
-
-
-def test_foreground_wait_freezes_what_exists_so_no_collection_walks_it():
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0)
+@pytest.fixture
+def exited_child():
+    """A child that exits with 3, the collector off and unfrozen (as in the launcher); both
+    put back afterwards."""
     was = gc.isenabled()
     gc.disable()
     gc.unfreeze()
-    try:
-        foreground.wait(pid)
-        assert gc.get_freeze_count() > 0
-    finally:
-        gc.unfreeze()
-        if not was:
-            gc.disable()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(3)
+    yield pid
+    gc.unfreeze()
+    if was:
+        gc.enable()
+    else:
+        gc.disable()
+
+
+def test_foreground_wait_turns_the_collector_back_on(exited_child):
+    assert foreground.wait(exited_child) == 3
+    assert gc.isenabled()
+
+
+def test_foreground_wait_freezes_what_exists_so_no_collection_walks_it(exited_child):
+    foreground.wait(exited_child)
+    assert gc.get_freeze_count() > 0
