@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from ocirt.linux.mountinfo import unescape
+from ocirt.linux import mountinfo
 
 V1, V2, HYBRID = "v1", "v2", "hybrid"
 
@@ -69,21 +69,16 @@ class Host:
 def parse_mountinfo(text: str) -> Host:
     v1: dict[str, Hierarchy] = {}
     unified: Hierarchy | None = None
-    for line in text.splitlines():
-        pre, sep, post = line.partition(" - ")
-        if not sep:
+    for e in mountinfo.entries(text):
+        if e.fstype not in ("cgroup", "cgroup2"):
             continue
-        post_f = post.split()
-        if len(post_f) < 3 or post_f[0] not in ("cgroup", "cgroup2"):
-            continue
-        pre_f = pre.split()
-        root, mnt = unescape(pre_f[3]), unescape(pre_f[4])
-        if post_f[0] == "cgroup2":
+        root, mnt = e.root, e.mountpoint
+        if e.fstype == "cgroup2":
             # Keep the first mount, unless a later one is at the conventional place.
             if unified is None or mnt in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
                 unified = Hierarchy(mnt, root, frozenset(), 2)
             continue
-        ctrls = frozenset(o for o in post_f[2].split(",")
+        ctrls = frozenset(o for o in e.super_options.split(",")
                           if o not in _NOT_CONTROLLERS and not o.startswith("release_agent="))
         h = Hierarchy(mnt, root, ctrls, 1)
         for c in ctrls:

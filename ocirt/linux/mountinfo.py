@@ -1,6 +1,37 @@
-"""Helpers for /proc/*/mountinfo."""
+"""/proc/*/mountinfo: its lines as entries, with the escaped fields decoded."""
 
 from __future__ import annotations
+
+
+class Entry:
+    """One mount: `root` within its filesystem, where it is mounted, the filesystem type, the
+    source, and the filesystem's (super block) options as written."""
+
+    __slots__ = ("root", "mountpoint", "fstype", "source", "super_options")
+
+    def __init__(self, root: str, mountpoint: str, fstype: str, source: str,
+                 super_options: str) -> None:
+        self.root = root
+        self.mountpoint = mountpoint
+        self.fstype = fstype
+        self.source = source
+        self.super_options = super_options
+
+
+def entries(text: str) -> list[Entry]:
+    """The mounts of a mountinfo text, in its order; malformed lines are skipped."""
+    out = []
+    for line in text.splitlines():
+        # Escaped fields hold no spaces, so " - " only ever ends the optional fields.
+        pre, sep, post = line.partition(" - ")
+        if not sep:
+            continue
+        pre_f, post_f = pre.split(" "), post.split(" ")
+        if len(pre_f) < 6 or len(post_f) < 3:
+            continue
+        out.append(Entry(unescape(pre_f[3]), unescape(pre_f[4]), post_f[0], unescape(post_f[1]),
+                         post_f[2]))
+    return out
 
 
 def unescape(s: str) -> str:

@@ -20,7 +20,7 @@ import os
 from ocirt.errors import SetupError
 from ocirt.linux import pathrs, procfs
 from ocirt.linux import syscalls as sc
-from ocirt.linux.mountinfo import unescape
+from ocirt.linux import mountinfo
 from ocirt.rootfs import attach, mountpoint
 from ocirt.rootfs.options import MountOptions
 from ocirt.rootfs.plan import Mount, Plan
@@ -43,26 +43,20 @@ def hierarchies(exclude_under: str) -> list[Hierarchy]:
     """cgroup mounts of our mount namespace (the host's, copied), first one per hierarchy."""
     out: list[Hierarchy] = []
     seen: set[frozenset[str]] = set()
-    for line in procfs.read_file("self/mountinfo").decode().splitlines():
-        f = line.split(" ")
-        try:
-            sep = f.index("-", 6)
-        except ValueError:
+    for e in mountinfo.entries(procfs.read_file("self/mountinfo").decode()):
+        if e.fstype not in ("cgroup", "cgroup2"):
             continue
-        fstype = f[sep + 1]
-        if fstype not in ("cgroup", "cgroup2"):
-            continue
-        mp = unescape(f[4])
+        mp = e.mountpoint
         if mp == exclude_under or mp.startswith(exclude_under.rstrip("/") + "/"):
             continue
-        if fstype == "cgroup2":
+        if e.fstype == "cgroup2":
             ctrls: frozenset[str] = frozenset()
         else:
-            ctrls = frozenset(o for o in f[sep + 3].split(",") if o not in ("rw", "ro"))
+            ctrls = frozenset(o for o in e.super_options.split(",") if o not in ("rw", "ro"))
         if ctrls in seen:
             continue
         seen.add(ctrls)
-        out.append(Hierarchy(mp, unescape(f[3]), fstype, ctrls))
+        out.append(Hierarchy(mp, e.root, e.fstype, ctrls))
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from ocirt.linux import procfs
+from ocirt.linux import mountinfo, procfs
 from ocirt.linux import syscalls as sc
 
 
@@ -46,14 +46,9 @@ def move_root(root_fd: int, rootfs: str) -> None:
 def _hide_host_kernel_fs(rootfs: str) -> None:
     prefix = rootfs.rstrip("/") + "/"
     points = []
-    for line in procfs.read_file("self/mountinfo").decode().splitlines():
-        f = line.split(" ")
-        try:
-            sep = f.index("-", 6)
-        except ValueError:
-            continue
-        mp = f[4].replace("\\040", " ")
-        if f[sep + 1] in ("proc", "sysfs") and f[3] == "/" and \
+    for e in mountinfo.entries(procfs.read_file("self/mountinfo").decode()):
+        mp = e.mountpoint
+        if e.fstype in ("proc", "sysfs") and e.root == "/" and \
                 mp != rootfs and not mp.startswith(prefix):
             points.append(mp)
     for mp in sorted(points, key=len, reverse=True):
