@@ -275,14 +275,14 @@ class Manager:
         return sorted(set(self._procs_in(d)))
 
     def _freezer(self):
+        """(freeze, thaw, is_frozen, directory) of this container's freezer, or None."""
         from ocirt.cgroups.controllers import freezer
-        if "freezer" in self.paths:
-            return (freezer.freeze_v1, freezer.thaw_v1, freezer.is_frozen_v1,
-                    self.paths["freezer"])
-        if UNIFIED in self.paths:
-            return (freezer.freeze_v2, freezer.thaw_v2, freezer.is_frozen_v2,
-                    self.paths[UNIFIED])
-        return None
+        r = freezer.route(self.paths)
+        if r is None:
+            return None
+        if r[0] == 1:
+            return freezer.freeze_v1, freezer.thaw_v1, freezer.is_frozen_v1, r[1]
+        return freezer.freeze_v2, freezer.thaw_v2, freezer.is_frozen_v2, r[1]
 
     def freeze(self) -> None:
         f = self._freezer()

@@ -75,15 +75,21 @@ def is_frozen_v2(d: str) -> bool:
     return (fs.read_or_none(d, "cgroup.freeze") or "0").strip() == "1"
 
 
-def is_frozen_recorded(paths: dict[str, str]) -> bool:
-    """is_frozen for the cgroup paths a container's state records (Manager.to_state), routed
-    like Manager: the v1 freezer if there is one, else cgroup2. For `state`, `start`, `kill`
-    and `delete`, which need nothing else of the cgroup manager (importing it costs more
-    than the rest of `state`)."""
+def route(paths: dict[str, str]) -> tuple[int, str] | None:
+    """(1 or 2, directory) of the freezer among a container's cgroup paths (Manager.paths, as
+    its state records them): the v1 freezer if there is one, else cgroup2 (key "", as
+    ocirt.cgroups.paths.UNIFIED)."""
     if "freezer" in paths:
-        d, check = paths["freezer"], is_frozen_v1
-    elif "" in paths:       # ocirt.cgroups.paths.UNIFIED
-        d, check = paths[""], is_frozen_v2
-    else:
+        return 1, paths["freezer"]
+    if "" in paths:
+        return 2, paths[""]
+    return None
+
+
+def is_frozen_recorded(paths: dict[str, str]) -> bool:
+    """is_frozen from the recorded paths alone: `state`, `start`, `kill` and `delete` need
+    nothing else of the cgroup manager (importing it costs more than the rest of `state`)."""
+    r = route(paths)
+    if r is None or not os.path.isdir(r[1]):
         return False
-    return os.path.isdir(d) and check(d)
+    return (is_frozen_v1 if r[0] == 1 else is_frozen_v2)(r[1])
