@@ -149,10 +149,13 @@ class Manager:
 
     # --- lifecycle --------------------------------------------------------------------
 
-    def create(self, resources: dict | None = None) -> None:
+    def create(self, resources: dict | None = None, *, validated: bool = False) -> None:
+        """Make the container's cgroups and apply `resources` (validated first unless the
+        caller already did, as create does before anything exists)."""
         if not self.paths:
             raise CgroupError("no cgroup hierarchy is mounted on this host")
-        self.validate(resources)
+        if not validated:
+            self.validate(resources)
         created: list[str] = []
         try:
             self._refuse_busy()

@@ -382,7 +382,7 @@ def _raise_init_error(sync: Sync, init_pid: int) -> None:
 
 def _create_cgroup(cgroup: object, resources: dict, sync: Sync, undo: Undo) -> None:
     try:
-        cgroup.create(resources)
+        cgroup.create(resources, validated=True)     # by _check, before anything existed
     except BaseException:
         # The init exists (or is about to): learn its pid so the undo kills it too.
         try:
