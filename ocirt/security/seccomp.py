@@ -19,7 +19,10 @@ Semantics follow runc (libcontainer/seccomp/seccomp_linux.go):
     conditions of an entry form one rule (AND);
   * errnoRet defaults to EPERM for SCMP_ACT_ERRNO / SCMP_ACT_TRACE; errnoRet on any other action
     is an error; SCMP_ACT_KILL is SCMP_ACT_KILL_THREAD;
-  * libseccomp's binary-tree optimisation is enabled above 32 syscall names.
+  * libseccomp's binary-tree optimisation is enabled above 32 syscall names;
+  * unless the default action is ALLOW, LOG or TRACE, a syscall numbered above the largest one
+    the profile names (per architecture) fails with ENOSYS, so libc falls back to older
+    syscalls (runc's patchbpf stub, ocirt/security/enosys.py).
 Load flags: TSYNC, LOG, SPEC_ALLOW and WAIT_KILLABLE_RECV map to SECCOMP_FILTER_FLAG_*;
 NEW_LISTENER is added when any rule uses SCMP_ACT_NOTIFY (plus TSYNC_ESRCH when TSYNC is also
 set: the kernel refuses TSYNC|NEW_LISTENER otherwise). WAIT_KILLABLE_RECV is only valid with a
@@ -217,8 +220,8 @@ def validate(prof: object, jpath: str = "linux.seccomp", source: str = "config.j
             for j, n in enumerate(names):
                 if n in NOTIFY_FORBIDDEN:
                     raise ConfigError(f"{p}.names[{j}]",
-                                      f"SCMP_ACT_NOTIFY cannot be used for {n!r}: the runtime "
-                                      "needs it to pass the listener fd", source)
+                                      f"SCMP_ACT_NOTIFY cannot be used for the {n} syscall "
+                                      "(the runtime needs it to pass the listener fd)", source)
         conds = []
         args = call.get("args") or []
         if not isinstance(args, list):
@@ -308,6 +311,7 @@ def compile(prof: object, jpath: str = "linux.seccomp", source: str = "config.js
     cached = bpf is not None
     if bpf is None:
         bpf, skipped = _build(lib, default, arches, rules, source)
+        bpf = _enosys_stub(lib, prof.get("defaultAction"), arches, rules) + bpf
         if cache_dir and key:
             _cache_write(cache_dir, key, bpf)
     if not bpf or len(bpf) % 8:
@@ -387,6 +391,19 @@ def _build(lib, default: int, arches: list[int], rules: list[_Rule], source: str
     return bpf, skipped
 
 
+def _enosys_stub(lib, default_name: str, arches: list[int], rules: list[_Rule]) -> bytes:
+    """runc's -ENOSYS stub (ocirt/security/enosys.py) for the listed architectures."""
+    from ocirt.security import enosys
+    if default_name in enosys.PERMISSIVE_DEFAULTS or not arches:
+        return b""
+    resolve = lib.seccomp_syscall_resolve_name_arch
+    resolve.argtypes = [cabi.c_uint32, cabi.c_char_p]
+    resolve.restype = cabi.c_int
+    names = (n for r in rules for n in r.names)
+    return enosys.stub(enosys.largest_syscalls(arches, names,
+                                               lambda a, n: resolve(a, n.encode())))
+
+
 # --- compile cache ------------------------------------------------------------------------------
 # A poisoned cache entry would be a filter bypass, so an entry is only used when the directory
 # and the file belong to our euid, are not group/other-writable, the file is a regular file
@@ -395,7 +412,7 @@ def _build(lib, default: int, arches: list[int], rules: list[_Rule], source: str
 # errors are ignored too. Entries never expire on their own; above _CACHE_MAX entries the
 # directory is emptied before a new one is written.
 
-_CACHE_FORMAT = b"ocirt-seccomp-bpf/1"
+_CACHE_FORMAT = b"ocirt-seccomp-bpf/2"     # /2: with the -ENOSYS stub
 _CACHE_MAX = 128
 _BPF_KEYS = ("defaultAction", "defaultErrnoRet", "architectures", "syscalls")
 
