@@ -394,7 +394,7 @@ def _check_seccomp(c: _Checker, s: dict[str, Any], at: Parts) -> None:
                 raise c.fail(at + ("syscalls", i, "action"), "SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath")
             if "write" in rule["names"]:
                 # The runtime itself writes while it passes the notify fd on: it would hang.
-                raise c.fail(at + ("syscalls", i, "names"), "SCMP_ACT_NOTIFY cannot be used for 'write'")
+                raise c.fail(at + ("syscalls", i, "names"), "SCMP_ACT_NOTIFY cannot be used for the write syscall")
         for j, name in enumerate(rule["names"]):
             if not name:
                 raise c.fail(at + ("syscalls", i, "names", j), "must not be empty")

@@ -33,16 +33,20 @@ def send_listener(listener_path: str, metadata: str, fd: int, state: dict,
     pid = state.get("pid", 0)
     data = json.dumps(process_state(oci_version, pid, metadata, state),
                       separators=(",", ":")).encode()
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as s:
-            s.settimeout(timeout)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as s:
+        s.settimeout(timeout)
+        try:
             s.connect(listener_path)
+        except OSError as e:       # runc's words, which tests and users match
+            raise SetupError("failed to connect with seccomp agent specified in the seccomp "
+                             f"profile: dial unix {listener_path}: {e.strerror or e}") from None
+        try:
             n = socket.send_fds(s, [data], [fd])
             if n != len(data):  # cannot happen for a few KiB on a unix socket, but be exact
                 s.sendall(data[n:])
-    except OSError as e:
-        raise SetupError(f"sending seccomp listener fd to {listener_path}: "
-                         f"{e.strerror or e}") from None
+        except OSError as e:
+            raise SetupError(f"cannot send seccomp fd to {listener_path}: "
+                             f"{e.strerror or e}") from None
 
 
 def recv_listener(conn: socket.socket, maxlen: int = 65536) -> tuple[dict, int]:

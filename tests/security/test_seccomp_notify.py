@@ -168,12 +168,36 @@ def test_seccomp_notify_listener_fd_is_cloexec(tmp_path):
     assert out == b"1"
 
 
-def test_seccomp_notify_send_to_missing_listener_is_setup_error(tmp_path):
+def test_seccomp_notify_missing_listener_is_runcs_connect_error(tmp_path):
     r_fd, w_fd = os.pipe()
     try:
-        with pytest.raises(SetupError, match="seccomp listener"):
+        with pytest.raises(SetupError, match="^failed to connect with seccomp agent specified "
+                                             "in the seccomp profile: .*nobody.sock"):
             security.send_listener(str(tmp_path / "nobody.sock"), "", r_fd,
                                    {"pid": 1, "status": "creating"})
     finally:
         os.close(r_fd)
         os.close(w_fd)
+
+
+def _notify_bundle(bundle, listener, names=("mkdir",)):
+    bundle.config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW", "listenerPath": listener,
+        "syscalls": [{"names": list(names), "action": "SCMP_ACT_NOTIFY"}]}
+    return bundle.args("true")
+
+
+def test_container_with_unreachable_agent_fails_with_runcs_error(ocirt, bundle, cid, tmp_path):
+    _notify_bundle(bundle, str(tmp_path / "no-agent.sock"))
+    p = ocirt("run", "--bundle", str(bundle.path), cid)
+    assert p.returncode == 1
+    assert b"failed to connect with seccomp agent specified in the seccomp profile" in p.stderr
+    assert ocirt.ids() == []
+
+
+def test_container_notify_on_write_is_refused_with_runcs_error(ocirt, bundle, cid, tmp_path):
+    _notify_bundle(bundle, str(tmp_path / "agent.sock"), names=("mkdir", "write"))
+    p = ocirt("run", "--bundle", str(bundle.path), cid)
+    assert p.returncode == 1
+    assert b"SCMP_ACT_NOTIFY cannot be used for the write syscall" in p.stderr
+    assert ocirt.ids() == []

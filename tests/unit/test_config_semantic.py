@@ -470,7 +470,8 @@ def test_notify_cannot_be_default_action() -> None:
 
 def test_notify_on_write_rejected() -> None:
     msg = error_of(lambda d: d["linux"]["seccomp"]["syscalls"][3]["names"].append("write"), "full")
-    assert msg == "config.json: linux.seccomp.syscalls[3].names: SCMP_ACT_NOTIFY cannot be used for 'write'"
+    assert msg == ("config.json: linux.seccomp.syscalls[3].names: "
+                   "SCMP_ACT_NOTIFY cannot be used for the write syscall")
 
 
 def test_syscall_arg_index_beyond_six_rejected() -> None:
