@@ -79,6 +79,7 @@ def intermediate(launch: Launch, sync: Sync) -> None:
         # Not dumpable before touching any container namespace (CVE-2016-9962): a container
         # process must not ptrace us or read our /proc entries.
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
+        opener = _mount_source_opener(launch)
         nsmod.join_all(launch.join_fds)
         if "user" in launch.new_ns:
             sc.unshare(sc.CLONE_NEWUSER)
@@ -91,6 +92,8 @@ def intermediate(launch: Launch, sync: Sync) -> None:
         flags = nsmod.unshare_flags(launch.new_ns, exclude=("user", "cgroup"))
         if flags:
             sc.unshare(flags)
+        if opener is not None:
+            launch.rootfs_plan.rt.source_fds = opener.collect()
         if "time" in launch.new_ns:
             # A non-dumpable process's /proc files belong to the host's root, which a new user
             # namespace does not map: be dumpable just for this write. No container process
@@ -105,6 +108,21 @@ def intermediate(launch: Launch, sync: Sync) -> None:
     except BaseException as e:  # noqa: BLE001 - a forked child must never unwind
         _fail(sync, e)
     os._exit(0)
+
+
+def _mount_source_opener(launch: Launch):
+    """With a user namespace and a new mount namespace, bind sources are opened by a helper
+    that stays the host's root (ocirt.rootfs.sources); started before we leave its userns."""
+    userns = "user" in launch.new_ns or any(k == "user" for k, _fd in launch.join_fds)
+    if not userns or "mount" not in launch.new_ns:
+        return None
+    from ocirt.rootfs import sources
+    binds = sources.bind_sources(launch.rootfs_plan)
+    if not binds:
+        return None
+    opener = sources.Opener(binds)
+    opener.start()
+    return opener
 
 
 def _write_time_offsets(offsets: dict) -> None:

@@ -41,8 +41,15 @@ def mount_one(plan: Plan, m: Mount) -> None:
         try:
             if m.kind == "bind" and m.source:
                 # The source is the config author's host path, resolved on the host on
-                # purpose; we hold it by fd from here on.
-                src_fd = os.open(m.source, os.O_PATH | os.O_CLOEXEC)
+                # purpose; we hold it by fd from here on (opened by the host's root already
+                # when we are in a user namespace).
+                opened = plan.rt.source_fds.pop(m.index, None)
+                if opened is None:
+                    src_fd = os.open(m.source, os.O_PATH | os.O_CLOEXEC)
+                elif opened < 0:
+                    raise OSError(-opened, os.strerror(-opened))
+                else:
+                    src_fd = opened
                 want_dir = stat.S_ISDIR(os.fstat(src_fd).st_mode)
             else:
                 want_dir = True

@@ -70,11 +70,14 @@ class Device:
 
 class Runtime:
     """What prepare() learns and later steps need (fds are this process's)."""
-    __slots__ = ("root_fd", "dev_ro", "before_cgroup")
+    __slots__ = ("root_fd", "dev_ro", "before_cgroup", "source_fds")
 
     def __init__(self) -> None:
         self.root_fd = -1
         self.dev_ro = False
+        # mount index -> O_PATH fd of its bind source (or -errno of the failed open), opened
+        # by the host's root when the container has a user namespace (ocirt.rootfs.sources)
+        self.source_fds: dict[int, int] = {}
         # Called before the first cgroup mount: the init is only known to be in its cgroup
         # (which the mount exposes) from then on; see ocirt.init.standard.
         self.before_cgroup = None
