@@ -5,17 +5,19 @@ from __future__ import annotations
 
 class Entry:
     """One mount: `root` within its filesystem, where it is mounted, the filesystem type, the
-    source, and the filesystem's (super block) options as written."""
+    source, the filesystem's (super block) options as written, and the optional fields
+    (propagation: "shared:N", "master:N", ...)."""
 
-    __slots__ = ("root", "mountpoint", "fstype", "source", "super_options")
+    __slots__ = ("root", "mountpoint", "fstype", "source", "super_options", "optional")
 
     def __init__(self, root: str, mountpoint: str, fstype: str, source: str,
-                 super_options: str) -> None:
+                 super_options: str, optional: tuple[str, ...] = ()) -> None:
         self.root = root
         self.mountpoint = mountpoint
         self.fstype = fstype
         self.source = source
         self.super_options = super_options
+        self.optional = optional
 
 
 def entries(text: str) -> list[Entry]:
@@ -30,7 +32,7 @@ def entries(text: str) -> list[Entry]:
         if len(pre_f) < 6 or len(post_f) < 3:
             continue
         out.append(Entry(unescape(pre_f[3]), unescape(pre_f[4]), post_f[0], unescape(post_f[1]),
-                         post_f[2]))
+                         post_f[2], tuple(pre_f[6:])))
     return out
 
 

@@ -1,26 +1,52 @@
 """Mount propagation of the container's root.
 
-Before anything is mounted, `/` of the new mount namespace stops sending events to the host:
-rslave by default (runc's prepareRoot), rprivate if the config asks for private. A requested
-`shared`/`unbindable` is applied only after pivot_root, on the container's own root: making it
-shared earlier would put the host's mounts and ours in one peer group.
+Before anything is mounted, `/` of the new mount namespace gets `rootfsPropagation` (runc's
+prepareRoot), rslave by default: the host's mount events still reach the container, the
+container's never reach the host. With `rshared` (Kubernetes' Bidirectional propagation) the
+host's shared mounts stay in their peer groups, so a volume bound from one keeps propagating
+both ways. The rootfs's own parent mount is then made private when it is shared (runc's
+rootfsParentMountPrivate): the rootfs bind and everything mounted inside it must not appear on
+the host, and pivot_root refuses a shared parent. `unbindable`/`runbindable` would make the
+rootfs impossible to bind: `/` starts rslave then, and, as every requested propagation, it is
+also applied to the container's root after pivot_root.
 """
 
 from __future__ import annotations
 
 import os
 
+from ocirt.linux import mountinfo, procfs
 from ocirt.linux import syscalls as sc
 from ocirt.rootfs import attach
 from ocirt.rootfs.plan import ROOT_PROPAGATION, Plan
 
+_DEFAULT = sc.MS_REC | sc.MS_SLAVE
+# What leaves some of the host's shared mounts shared in our namespace.
+_KEEPS_SHARED = ("shared", "rshared", "slave", "private")
+
 
 def isolate_host(plan: Plan) -> None:
-    if plan.propagation in ("private", "rprivate"):
-        flags = sc.MS_REC | sc.MS_PRIVATE
+    prop = plan.propagation
+    if prop is None or prop.endswith("unbindable"):
+        flags = _DEFAULT
     else:
-        flags = sc.MS_REC | sc.MS_SLAVE
+        flags = ROOT_PROPAGATION[prop]
     sc.mount(None, "/", None, flags)
+    if prop in _KEEPS_SHARED:
+        _make_parent_private(plan.rootfs)
+
+
+def _make_parent_private(rootfs: str) -> None:
+    """The mount holding `rootfs` (the last, i.e. topmost, of the longest mountpoint above it)
+    leaves its peer group."""
+    parent = None
+    for e in mountinfo.entries(procfs.read_file("self/mountinfo").decode()):
+        mp = e.mountpoint
+        if rootfs == mp or rootfs.startswith(mp.rstrip("/") + "/"):
+            if parent is None or len(mp) >= len(parent.mountpoint):
+                parent = e
+    if parent is not None and any(o.startswith("shared:") for o in parent.optional):
+        sc.mount(None, parent.mountpoint, None, sc.MS_PRIVATE)
 
 
 def bind_root(plan: Plan) -> int:
