@@ -17,7 +17,7 @@ import pytest
 from docker_profile import allowed_names, docker_like_profile
 from procsec_helpers import run
 
-from ocirt.security import seccomp
+from ocirt.security import enosys, seccomp
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -124,6 +124,28 @@ def test_cached_filter_keeps_the_stub(tmp_path):
     assert not first.cached and again.cached
     assert again.bpf == first.bpf
     assert len(first.bpf) > len(seccomp.compile(dict(prof, architectures=[])).bpf)
+
+
+X86_64_TOKEN, X86_TOKEN, X32_TOKEN = 0xC000003E, 0x40000003, 0x4000003E
+
+
+def _fake_resolve(arch, name):
+    table = {"socket": {X86_64_TOKEN: 41, X86_TOKEN: -101, X32_TOKEN: 0x40000029},
+             "clone": {X86_64_TOKEN: 56, X86_TOKEN: 120, X32_TOKEN: 0x40000038}}
+    return table.get(name, {}).get(arch, -1)
+
+
+def test_largest_syscalls_per_arch_with_x32_under_the_x86_64_audit_arch():
+    got = enosys.largest_syscalls([X86_64_TOKEN, X86_TOKEN, X32_TOKEN],
+                                  ["socket", "clone", "no_such_call"], _fake_resolve)
+    assert got == {X86_64_TOKEN: {X86_64_TOKEN: 56, X32_TOKEN: 0x40000038},
+                   X86_TOKEN: {X86_TOKEN: 120}}
+
+
+def test_pseudo_syscall_numbers_and_unknown_names_are_ignored():
+    # socket is a socketcall pseudo number (negative) on x86: the arch has nothing named.
+    assert enosys.largest_syscalls([X86_TOKEN], ["socket", "nope"], _fake_resolve) == {}
+    assert enosys.stub({}) == b""
 
 
 # --- in a container ------------------------------------------------------------------------
