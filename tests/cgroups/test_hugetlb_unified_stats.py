@@ -42,12 +42,13 @@ def test_unified_keys(make):
     assert read(d, "cgroup.max.descendants") == "3"
     with pytest.raises(ConfigError) as e:
         m.update({"unified": {"hugetlb.2MB.nosuchfile": "1"}})
-    assert e.value.path == "linux.resources.unified.hugetlb.2MB.nosuchfile"
+    assert e.value.path == 'linux.resources.unified["hugetlb.2MB.nosuchfile"]'
     with pytest.raises(ConfigError) as e:
         m.update({"unified": {"../escape.max": "1"}})
+    assert e.value.path == 'linux.resources.unified["../escape.max"]'
     with pytest.raises(ConfigError) as e:
         m.validate({"unified": {"memory.max": "1"}})     # memory is on v1 here
-    assert "controller 'memory'" in str(e.value)
+    assert "invalid configuration: controller 'memory'" in str(e.value)
 
 
 def test_unified_on_v1_only_host(make):
@@ -56,8 +57,8 @@ def test_unified_on_v1_only_host(make):
     m = make(host=Host(mode="v1", v1=h.v1))
     with pytest.raises(ConfigError) as e:
         m.validate({"unified": {"pids.max": "10"}})
-    assert e.value.path == "linux.resources.unified.pids.max"
-    assert "only cgroup v1" in str(e.value)
+    assert e.value.path == 'linux.resources.unified["pids.max"]'
+    assert "invalid configuration: cannot use unified on cgroup v1" in str(e.value)
 
 
 def test_unavailable_controllers_are_errors(make):
