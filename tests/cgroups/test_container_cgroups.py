@@ -1,0 +1,77 @@
+"""The container's cgroups through the CLI, on real containers, checked in cgroupfs: device
+access letters, exec --cgroup, and what delete leaves (nothing, paused or not)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from ocirt_testlib import cgroup_dirs, cgroup_mounts, read_cgroup_file as read
+
+V1_MOUNTS, _ = cgroup_mounts()
+
+
+def need_v1(*controllers: str) -> None:
+    missing = [c for c in controllers if c not in V1_MOUNTS]
+    if missing:
+        pytest.skip(f"needs the cgroup v1 {', '.join(missing)} hierarchy")
+
+
+def running(ocirt, bundle, cid: str, script: str) -> dict[str, str]:
+    """Run a detached container; its cgroup directories, from the init's /proc/PID/cgroup."""
+    bundle.sh(script)
+    ocirt.ok("run", "--detach", "--bundle", str(bundle.path), cid)
+    return cgroup_dirs(ocirt.state(cid)["pid"])
+
+
+def procs(d: str) -> list[int]:
+    return [int(x) for x in read(d, "cgroup.procs").split()]
+
+
+def dead(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_device_access_letters_other_than_rwm_are_dropped_with_a_warning(ocirt, bundle, cid):
+    need_v1("devices")
+    if not os.path.exists("/dev/net/tun"):
+        pytest.skip("no /dev/net/tun (10:200) on this host to grant")
+    bundle.config["linux"]["devices"] = [{"path": "/dev/net/tun", "type": "c", "major": 10,
+                                          "minor": 200}]
+    # runc's update.bats writes "rwa" the same way.
+    bundle.config["linux"]["resources"]["devices"] = [
+        {"allow": False, "access": "rwm"},
+        {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwa"}]
+    bundle.sh("exec 3<>/dev/net/tun && echo opened")
+    p = ocirt("run", "--bundle", str(bundle.path), cid, global_args=("--log-format", "json"))
+    assert p.returncode == 0 and p.stdout.decode().strip() == "opened", p.stderr
+    warnings = [json.loads(line)["msg"] for line in p.stderr.decode().splitlines()]
+    assert warnings == ["linux.resources.devices[1].access: ignoring unknown device access "
+                        "'a' in 'rwa' (only r, w and m exist)"]
+
+
+def test_device_rule_granting_no_known_access_is_refused(ocirt, bundle, cid):
+    bundle.config["linux"]["resources"]["devices"] = [
+        {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "xyz"}]
+    bundle.args("true")
+    p = ocirt("run", "--bundle", str(bundle.path), cid)
+    assert p.returncode == 1
+    assert b"linux.resources.devices[0].access: must contain r, w or m" in p.stderr
+    assert ocirt.ids() == []
+
+
+def test_device_access_in_cgroupfs_keeps_only_rwm(ocirt, bundle, cid):
+    need_v1("devices")
+    bundle.config["linux"]["resources"]["devices"] = [
+        {"allow": False, "access": "rwm"},
+        {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "wazr"}]
+    d = running(ocirt, bundle, cid, "sleep 100")["devices"]
+    assert "c 10:200 rw" in read(d, "devices.list").splitlines()
+
+
