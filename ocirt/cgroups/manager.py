@@ -278,14 +278,15 @@ class Manager:
         return sorted(set(self._procs_in(d)))
 
     def _freezer(self):
-        """(freeze, thaw, is_frozen, directory) of this container's freezer, or None."""
+        """(freeze, thaw, is_frozen, directory, version) of this container's freezer, or
+        None."""
         from ocirt.cgroups.controllers import freezer
         r = freezer.route(self.paths)
         if r is None:
             return None
         if r[0] == 1:
-            return freezer.freeze_v1, freezer.thaw_v1, freezer.is_frozen_v1, r[1]
-        return freezer.freeze_v2, freezer.thaw_v2, freezer.is_frozen_v2, r[1]
+            return freezer.freeze_v1, freezer.thaw_v1, freezer.is_frozen_v1, r[1], 1
+        return freezer.freeze_v2, freezer.thaw_v2, freezer.is_frozen_v2, r[1], 2
 
     def freeze(self) -> None:
         f = self._freezer()
@@ -331,13 +332,17 @@ class Manager:
                 except ProcessLookupError:
                     pass
         finally:
-            # Thaw what we froze; SIGKILL also thaws a paused container, or its processes
-            # could not die (runc always thaws here).
-            if f is not None and (froze or (sig == SIGKILL and os.path.isdir(f[3]))):
-                try:
+            # Thaw what we froze. SIGKILL also thaws a paused container, and any of its
+            # sub-cgroups frozen on their own, or their processes could not die (runc
+            # always thaws here).
+            try:
+                if f is not None and sig == SIGKILL and os.path.isdir(f[3]):
+                    from ocirt.cgroups.controllers import freezer
+                    freezer.thaw_tree(f[4], f[3])
+                elif f is not None and froze:
                     f[1](f[3])
-                except CgroupError:
-                    pass
+            except CgroupError:
+                pass
 
     # --- observation ------------------------------------------------------------------
 

@@ -75,3 +75,32 @@ def test_device_access_in_cgroupfs_keeps_only_rwm(ocirt, bundle, cid):
     assert "c 10:200 rw" in read(d, "devices.list").splitlines()
 
 
+def test_delete_force_of_a_paused_container_with_a_frozen_sub_cgroup(ocirt, bundle, cid):
+    need_v1("freezer")
+    dirs = running(ocirt, bundle, cid, "sleep 101 & sleep 102 & wait")
+    fz = dirs["freezer"]
+    sub = os.path.join(fz, "frozen-by-itself")
+    os.mkdir(sub)
+    pids = procs(fz)
+    victim = next(p for p in pids if Path(f"/proc/{p}/cmdline").read_bytes().startswith(
+        b"sleep\x00102"))
+    Path(sub, "cgroup.procs").write_text(str(victim))
+    Path(sub, "freezer.state").write_text("FROZEN")
+    ocirt.ok("pause", cid)
+    assert read(sub, "freezer.self_freezing") == "1"
+    ocirt.ok("delete", "--force", cid)
+    assert ocirt.ids() == []
+    assert not any(os.path.exists(d) for d in dirs.values())
+    assert all(dead(p) for p in pids)
+
+
+def test_delete_force_of_a_paused_container_kills_and_removes_everything(ocirt, bundle, cid):
+    need_v1("freezer")
+    dirs = running(ocirt, bundle, cid, "sleep 101 & sleep 102 & wait")
+    pids = procs(dirs["freezer"])
+    ocirt.ok("pause", cid)
+    assert read(dirs["freezer"], "freezer.state") == "FROZEN"
+    ocirt.ok("delete", "--force", cid)
+    assert ocirt.ids() == []
+    assert not any(os.path.exists(d) for d in dirs.values())
+    assert all(dead(p) for p in pids)
