@@ -4,10 +4,12 @@ One Manager handles all three modes, because on a hybrid host each controller ha
 hierarchy that has it (here hugetlb lives on cgroup2 while everything else is v1); a controller
 is "routed" to v1 when a v1 hierarchy has it, else to the unified hierarchy when that offers it.
 
-Ownership rule: `created` lists the directories this container made (parents first). destroy
-removes only those: a parent that already existed (a pod's cgroup, /ocirt shared by every
-container) is never removed by a container that did not create it, and one it did create is
-removed only once empty.
+Ownership rule: the container's own directories (its leaf in each hierarchy) are removed by
+destroy even when they existed before create, as runc removes its cgroup paths: create refused
+them unless empty, so nothing else lives there. Above the leaves, `created` lists what this
+container made (parents first): a parent that already existed (a pod's cgroup, /ocirt shared by
+every container) is never removed by a container that did not create it, and one it did create
+is removed only once empty.
 """
 
 from __future__ import annotations
@@ -361,8 +363,7 @@ class Manager:
     # --- removal ----------------------------------------------------------------------
 
     def destroy(self) -> None:
-        created = set(self.created)
-        leaves = [d for d, _ in self._dirs() if d in created]
+        leaves = [d for d, _ in self._dirs()]
         if self.pids():
             self.kill_all(SIGKILL)
             _wait(lambda: not self.pids(), 5.0)

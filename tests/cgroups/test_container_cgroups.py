@@ -75,6 +75,29 @@ def test_device_access_in_cgroupfs_keeps_only_rwm(ocirt, bundle, cid):
     assert "c 10:200 rw" in read(d, "devices.list").splitlines()
 
 
+def test_delete_removes_cgroups_that_existed_before_create(ocirt, bundle, cid):
+    v1, unified = cgroup_mounts()
+    rel = f"/ocirt-pre-{cid}/{cid}"
+    mounts = set(v1.values()) | ({unified} if unified else set())
+    made = [m + rel for m in sorted(mounts)]
+    for d in made:
+        os.makedirs(d)
+    try:
+        bundle.config["linux"]["cgroupsPath"] = rel
+        running(ocirt, bundle, cid, "sleep 100")
+        ocirt.ok("delete", "--force", cid)
+        assert [d for d in made if os.path.exists(d)] == []
+        # the parent existed before too, and is nobody's to remove
+        assert all(os.path.isdir(os.path.dirname(d)) for d in made)
+    finally:
+        for d in made:
+            for x in (d, os.path.dirname(d)):
+                try:
+                    os.rmdir(x)
+                except FileNotFoundError:
+                    pass
+
+
 def test_delete_force_of_a_paused_container_with_a_frozen_sub_cgroup(ocirt, bundle, cid):
     need_v1("freezer")
     dirs = running(ocirt, bundle, cid, "sleep 101 & sleep 102 & wait")
