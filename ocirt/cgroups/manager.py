@@ -239,8 +239,11 @@ class Manager:
             except OSError:
                 pass
 
-    def add(self, pid: int) -> None:
-        for d, _ in self._dirs():
+    def add(self, pid: int, paths: dict[str, str] | None = None) -> None:
+        """Move `pid` into the container's cgroups, or into `paths` (sub-cgroups of them, as
+        paths.sub_paths makes for exec --cgroup)."""
+        dirs = dict.fromkeys((paths or self.paths).values())   # co-mounted hierarchies once
+        for d in dirs:
             try:
                 fs.write(d, "cgroup.procs", pid)
             except CgroupError as e:

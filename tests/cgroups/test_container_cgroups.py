@@ -38,6 +38,8 @@ def dead(pid: int) -> bool:
         return True
 
 
+# --- device rules -------------------------------------------------------------------------
+
 def test_device_access_letters_other_than_rwm_are_dropped_with_a_warning(ocirt, bundle, cid):
     need_v1("devices")
     if not os.path.exists("/dev/net/tun"):
@@ -74,6 +76,60 @@ def test_device_access_in_cgroupfs_keeps_only_rwm(ocirt, bundle, cid):
     d = running(ocirt, bundle, cid, "sleep 100")["devices"]
     assert "c 10:200 rw" in read(d, "devices.list").splitlines()
 
+
+# --- exec --cgroup ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("arg", ["..", "../sibling", "a/../..", "memory:..", "pids:/../x"])
+def test_exec_cgroup_outside_the_container_is_refused(ocirt, bundle, cid, arg):
+    need_v1("memory", "pids")
+    dirs = running(ocirt, bundle, cid, "sleep 100")
+    before = {k: procs(d) for k, d in dirs.items()}
+    p = ocirt("exec", "--cgroup", arg, cid, "true")
+    assert p.returncode == 1
+    sub = arg.partition(":")[2] or arg
+    assert f"{sub} is not a sub cgroup path".encode() in p.stderr, p.stderr
+    assert {k: procs(d) for k, d in dirs.items()} == before
+
+
+def test_exec_cgroup_joins_existing_sub_cgroups_per_controller(ocirt, bundle, cid):
+    need_v1("memory", "cpu", "pids")
+    dirs = running(ocirt, bundle, cid, "sleep 100")
+    os.mkdir(os.path.join(dirs["memory"], "submem"))
+    os.mkdir(os.path.join(dirs["pids"], "subpids"))
+    out = ocirt.ok("exec", "--cgroup", "memory:submem", "--cgroup", "pids:/subpids", cid,
+                   "cat", "/proc/self/cgroup").stdout.decode()
+    lines = dict(line.split(":", 2)[1:] for line in out.splitlines())
+    own = dict(line.split(":", 2)[1:] for line in
+               Path(f"/proc/{ocirt.state(cid)['pid']}/cgroup").read_text().splitlines())
+    assert lines["memory"] == own["memory"] + "/submem"
+    assert lines["pids"] == own["pids"] + "/subpids"
+    cpu = next(k for k in lines if "cpu" in k.split(",") or k == "cpu")
+    assert lines[cpu] == own[cpu], "controllers not named stay in the container's cgroup"
+    # delete removes the sub-cgroups with the container's own
+    ocirt.ok("delete", "--force", cid)
+    assert not any(os.path.exists(d) for d in dirs.values())
+
+
+def test_exec_cgroup_that_does_not_exist_fails_and_leaves_no_process(ocirt, bundle, cid):
+    dirs = running(ocirt, bundle, cid, "sleep 100")
+    before = {k: procs(d) for k, d in dirs.items()}
+    p = ocirt("exec", "--cgroup", "nonexistent", cid, "sleep", "1234")
+    assert p.returncode != 0
+    assert b"/nonexistent/cgroup.procs: No such file or directory" in p.stderr, p.stderr
+    assert {k: procs(d) for k, d in dirs.items()} == before
+
+
+def test_exec_cgroup_argument_errors_are_runcs(ocirt, bundle, cid):
+    running(ocirt, bundle, cid, "sleep 100")
+    for args, msg in [(["--cgroup", "a:b:c"], b"invalid --cgroup argument: a:b:c"),
+                      (["--cgroup", "x", "--cgroup", "memory:y"],
+                       b"invalid --cgroup argument: x (missing <controller>: prefix)"),
+                      (["--cgroup", "whaaat:/"], b"unknown controller whaaat")]:
+        p = ocirt("exec", *args, cid, "true")
+        assert p.returncode == 1 and msg in p.stderr, p.stderr
+
+
+# --- delete -------------------------------------------------------------------------------
 
 def test_delete_removes_cgroups_that_existed_before_create(ocirt, bundle, cid):
     v1, unified = cgroup_mounts()
