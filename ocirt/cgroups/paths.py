@@ -27,7 +27,9 @@ def clean(path: str) -> str:
     if not path:
         return ""
     if os.path.isabs(path):
-        return posixpath.normpath(path)
+        # normpath keeps a leading "//" (POSIX leaves it implementation-defined): "//" would
+        # otherwise slip past the root check below and name the hierarchy's root.
+        return posixpath.normpath("/" + path.lstrip("/"))
     return posixpath.relpath(posixpath.normpath("/" + path), "/")
 
 

@@ -129,6 +129,18 @@ def test_exec_cgroup_argument_errors_are_runcs(ocirt, bundle, cid):
         assert p.returncode == 1 and msg in p.stderr, p.stderr
 
 
+# --- cgroupsPath -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/", "//", "/./", "///."])
+def test_cgroups_path_naming_a_hierarchy_root_is_refused(ocirt, bundle, cid, path):
+    bundle.config["linux"]["cgroupsPath"] = path
+    bundle.args("true")
+    p = ocirt("run", "--bundle", str(bundle.path), cid)
+    assert p.returncode == 1
+    assert b"linux.cgroupsPath" in p.stderr and b"names the root cgroup" in p.stderr, p.stderr
+    assert ocirt.ids() == []
+
+
 # --- delete -------------------------------------------------------------------------------
 
 def test_delete_removes_cgroups_that_existed_before_create(ocirt, bundle, cid):
