@@ -83,7 +83,8 @@ def thaw_tree(version: int, d: str) -> None:
     for top, _, _ in os.walk(d):
         try:
             if version == 1:
-                if top == d or (fs.read_or_none(top, "freezer.self_freezing") or "").strip() == "1":
+                own = (fs.read_or_none(top, "freezer.self_freezing") or "").strip() == "1"
+                if top == d or own:
                     thaw_v1(top)
             elif top == d or is_frozen_v2(top):
                 thaw_v2(top)
