@@ -91,3 +91,15 @@ def block_device() -> tuple[int, int] | None:
             if len(parts) == 4 and not parts[3].startswith(("loop", "zram", "ram")):
                 return int(parts[0]), int(parts[1])
     return None
+
+
+def blkio_weight_file() -> str | None:
+    """The v1 blkio weight file this kernel offers: BFQ's, or CFQ's on older kernels; None
+    when no block device uses a proportional scheduler (mq-deadline, kyber, none)."""
+    d = cgroup_mounts()[0].get("blkio")
+    if d is None:
+        return None
+    for name in ("blkio.bfq.weight", "blkio.weight"):
+        if os.path.exists(os.path.join(d, name)):
+            return name
+    return None

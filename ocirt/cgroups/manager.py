@@ -4,10 +4,12 @@ One Manager handles all three modes, because on a hybrid host each controller ha
 hierarchy that has it (here hugetlb lives on cgroup2 while everything else is v1); a controller
 is "routed" to v1 when a v1 hierarchy has it, else to the unified hierarchy when that offers it.
 
-Ownership rule: `created` lists the directories this container made (parents first). destroy
-removes only those: a parent that already existed (a pod's cgroup, /ocirt shared by every
-container) is never removed by a container that did not create it, and one it did create is
-removed only once empty.
+Ownership rule: the container's own directories (its leaf in each hierarchy) are removed by
+destroy even when they existed before create, as runc removes its cgroup paths: create refused
+them unless empty, so nothing else lives there. Above the leaves, `created` lists what this
+container made (parents first): a parent that already existed (a pod's cgroup, /ocirt shared by
+every container) is never removed by a container that did not create it, and one it did create
+is removed only once empty.
 """
 
 from __future__ import annotations
@@ -237,8 +239,11 @@ class Manager:
             except OSError:
                 pass
 
-    def add(self, pid: int) -> None:
-        for d, _ in self._dirs():
+    def add(self, pid: int, paths: dict[str, str] | None = None) -> None:
+        """Move `pid` into the container's cgroups, or into `paths` (sub-cgroups of them, as
+        paths.sub_paths makes for exec --cgroup)."""
+        dirs = dict.fromkeys((paths or self.paths).values())   # co-mounted hierarchies once
+        for d in dirs:
             try:
                 fs.write(d, "cgroup.procs", pid)
             except CgroupError as e:
@@ -278,14 +283,15 @@ class Manager:
         return sorted(set(self._procs_in(d)))
 
     def _freezer(self):
-        """(freeze, thaw, is_frozen, directory) of this container's freezer, or None."""
+        """(freeze, thaw, is_frozen, directory, version) of this container's freezer, or
+        None."""
         from ocirt.cgroups.controllers import freezer
         r = freezer.route(self.paths)
         if r is None:
             return None
         if r[0] == 1:
-            return freezer.freeze_v1, freezer.thaw_v1, freezer.is_frozen_v1, r[1]
-        return freezer.freeze_v2, freezer.thaw_v2, freezer.is_frozen_v2, r[1]
+            return freezer.freeze_v1, freezer.thaw_v1, freezer.is_frozen_v1, r[1], 1
+        return freezer.freeze_v2, freezer.thaw_v2, freezer.is_frozen_v2, r[1], 2
 
     def freeze(self) -> None:
         f = self._freezer()
@@ -331,13 +337,17 @@ class Manager:
                 except ProcessLookupError:
                     pass
         finally:
-            # Thaw what we froze; SIGKILL also thaws a paused container, or its processes
-            # could not die (runc always thaws here).
-            if f is not None and (froze or (sig == SIGKILL and os.path.isdir(f[3]))):
-                try:
+            # Thaw what we froze. SIGKILL also thaws a paused container, and any of its
+            # sub-cgroups frozen on their own, or their processes could not die (runc
+            # always thaws here).
+            try:
+                if f is not None and sig == SIGKILL and os.path.isdir(f[3]):
+                    from ocirt.cgroups.controllers import freezer
+                    freezer.thaw_tree(f[4], f[3])
+                elif f is not None and froze:
                     f[1](f[3])
-                except CgroupError:
-                    pass
+            except CgroupError:
+                pass
 
     # --- observation ------------------------------------------------------------------
 
@@ -356,8 +366,7 @@ class Manager:
     # --- removal ----------------------------------------------------------------------
 
     def destroy(self) -> None:
-        created = set(self.created)
-        leaves = [d for d, _ in self._dirs() if d in created]
+        leaves = [d for d, _ in self._dirs()]
         if self.pids():
             self.kill_all(SIGKILL)
             _wait(lambda: not self.pids(), 5.0)

@@ -14,7 +14,7 @@ import os
 import posixpath
 
 from ocirt.cgroups.detect import Host, own_cgroups
-from ocirt.errors import ConfigError
+from ocirt.errors import ConfigError, UsageError
 
 DEFAULT_PARENT = "/ocirt"
 
@@ -27,7 +27,9 @@ def clean(path: str) -> str:
     if not path:
         return ""
     if os.path.isabs(path):
-        return posixpath.normpath(path)
+        # normpath keeps a leading "//" (POSIX leaves it implementation-defined): "//" would
+        # otherwise slip past the root check below and name the hierarchy's root.
+        return posixpath.normpath("/" + path.lstrip("/"))
     return posixpath.relpath(posixpath.normpath("/" + path), "/")
 
 
@@ -75,4 +77,46 @@ def resolve(host: Host, container_id: str, cgroups_path: str | None) -> dict[str
                 own = own_cgroups()
             parent = posixpath.dirname(own.get(UNIFIED, "/")) or "/"
             out[UNIFIED] = posixpath.join(_under_mount(h.mountpoint, h.root, parent), inner)
+    return out
+
+
+def parse_sub_cgroups(args: list[str]) -> dict[str, str]:
+    """exec --cgroup arguments, runc's format: one "PATH" for every hierarchy, or any number of
+    "CTRL[,CTRL...]:PATH" -> {controller or "" (every hierarchy): PATH}."""
+    out: dict[str, str] = {}
+    for arg in args:
+        parts = arg.split(":")
+        if len(parts) > 2:
+            raise UsageError(f"invalid --cgroup argument: {arg}")
+        if len(parts) == 1:
+            if len(args) != 1:
+                raise UsageError(f"invalid --cgroup argument: {arg} (missing <controller>: "
+                                 "prefix)")
+            out[""] = arg
+        else:
+            for ctrl in parts[0].split(","):
+                out[ctrl] = parts[1]
+    return out
+
+
+def _below(base: str, sub: str) -> str:
+    joined = posixpath.normpath(posixpath.join(base, sub.lstrip("/")))
+    # Compared by components: runc's string prefix test lets "../c1x" escape from .../c1.
+    if joined != base and not joined.startswith(base.rstrip("/") + "/"):
+        raise UsageError(f"{sub} is not a sub cgroup path")
+    return joined
+
+
+def sub_paths(paths: dict[str, str], sub: dict[str, str]) -> dict[str, str]:
+    """The container's cgroup paths with exec --cgroup's sub-cgroups joined on: never above
+    the container's own cgroup in any hierarchy."""
+    out = dict(paths)
+    if "" in sub and len(sub) == 1:
+        for key, d in paths.items():
+            out[key] = _below(d, sub[""])
+        return out
+    for ctrl, add in sub.items():
+        if ctrl not in paths:
+            raise UsageError(f"unknown controller {ctrl} in --cgroup")
+        out[ctrl] = _below(paths[ctrl], add)
     return out

@@ -44,7 +44,7 @@ def run(ctx, parsed) -> int:
                                 parsed)
     opts = ExecOptions(process, detach=parsed["detach"], pid_file=parsed["pid-file"],
                        console_socket=parsed["console-socket"],
-                       preserve_fds=parsed["preserve-fds"], cgroup=",".join(parsed["cgroup"]),
+                       preserve_fds=parsed["preserve-fds"], cgroup=parsed["cgroup"],
                        ignore_paused=parsed["ignore-paused"],
                        pidfd_socket=parsed["pidfd-socket"])
     return execute(store, cid, opts)

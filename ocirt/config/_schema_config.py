@@ -701,8 +701,6 @@ def _config_schema_Linux(v0: object) -> None:
                     v4 = v3['access']
                     if (type(v4) is not str):
                         raise Invalid(['resources', 'devices', i3, 'access'], _r(v4) + " is not of type 'string'")
-                    if _search('^[rwm]*$', v4) is None:
-                        raise Invalid(['resources', 'devices', i3, 'access'], _r(v4) + " does not match '^[rwm]*$'")
         if 'memory' in v1:
             v2 = v1['memory']
             if (type(v2) is not dict):

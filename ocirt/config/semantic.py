@@ -370,10 +370,13 @@ def _check_resources(c: _Checker, r: dict[str, Any], at: Parts) -> None:
     for dev, lim in r.get("rdma", {}).items():
         if "hcaHandles" not in lim and "hcaObjects" not in lim:
             raise c.fail(at + ("rdma", dev), "needs hcaHandles or hcaObjects")
-    for key in r.get("unified", {}):
-        # Keys are file names inside the container's cgroup directory.
-        if not key or "/" in key or key in (".", ".."):
-            raise c.fail(at + ("unified", key), f"{key!r} is not a cgroup file name")
+    if r.get("unified"):
+        # Keys are resource files inside the container's cgroup directory (not cgroup.procs).
+        from ocirt.cgroups.controllers.unified import key_problem
+        for key in r["unified"]:
+            problem = key_problem(key)
+            if problem is not None:
+                raise c.fail(at + ("unified", key), problem)
 
 
 def _check_seccomp(c: _Checker, s: dict[str, Any], at: Parts) -> None:

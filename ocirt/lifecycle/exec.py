@@ -21,14 +21,15 @@ from ocirt.state.store import Store
 
 class ExecOptions:
     def __init__(self, process: dict, detach: bool = False, pid_file: str = "",
-                 console_socket: str = "", preserve_fds: int = 0, cgroup: str = "",
+                 console_socket: str = "", preserve_fds: int = 0,
+                 cgroup: list[str] | None = None,
                  ignore_paused: bool = False, pidfd_socket: str = "") -> None:
         self.process = process
         self.detach = detach
         self.pid_file = pid_file
         self.console_socket = console_socket
         self.preserve_fds = preserve_fds
-        self.cgroup = cgroup
+        self.cgroup = cgroup or []       # --cgroup arguments: sub-cgroups to run in
         self.ignore_paused = ignore_paused
         self.pidfd_socket = pidfd_socket
 
@@ -51,6 +52,7 @@ def execute(store: Store, cid: str, opts: ExecOptions) -> int:
     for w in process_warnings(process, ("process",)) + prep.warnings:
         logger.warning(w)
     del prep.warnings[:]
+    cg_paths = _cgroup_paths(c, opts.cgroup)
     terminal = bool(process.get("terminal"))
     if terminal and opts.detach and not opts.console_socket:
         raise StateError("cannot allocate tty if ocirt will detach without setting console socket")
@@ -87,7 +89,7 @@ def execute(store: Store, cid: str, opts: ExecOptions) -> int:
             # Signals sent to `exec` from now on are for the process: held until it exists.
             from ocirt.lifecycle import foreground
             forwarder = foreground.Forwarder()
-        pid = _spawn(c, launch, opts)
+        pid = _spawn(c, launch, opts, cg_paths)
     except BaseException:
         if forwarder is not None:
             forwarder.restore()
@@ -123,7 +125,20 @@ def _namespace_flags(c: Container) -> int:
     return flags
 
 
-def _spawn(c: Container, launch: setns.ExecLaunch, opts: ExecOptions) -> int:
+def _cgroup_paths(c: Container, args: list[str]) -> dict[str, str] | None:
+    """The cgroups the process joins: the container's, or the sub-cgroups --cgroup names
+    (checked to stay inside the container's cgroups before anything starts)."""
+    if not args:
+        return None
+    cg = c.cgroup()
+    if cg is None:
+        raise StateError("--cgroup: the container runs without cgroups")
+    from ocirt.cgroups import paths
+    return paths.sub_paths(cg.paths, paths.parse_sub_cgroups(args))
+
+
+def _spawn(c: Container, launch: setns.ExecLaunch, opts: ExecOptions,
+           cg_paths: dict[str, str] | None) -> int:
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
     parent, child = Sync.pair()
     pid1 = os.fork()
@@ -136,7 +151,7 @@ def _spawn(c: Container, launch: setns.ExecLaunch, opts: ExecOptions) -> int:
     try:
         cg = c.cgroup()
         if cg is not None:
-            cg.add(pid1)
+            cg.add(pid1, cg_paths)
         parent.send("cgroup")
         msg, _ = parent.expect("pid")
         pid = msg["pid"]

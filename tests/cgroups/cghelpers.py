@@ -23,6 +23,34 @@ def need_root() -> None:
         pytest.skip("needs root")
 
 
+def need_files(controller: str, *names: str) -> None:
+    """Skip unless a cgroup of this host's `controller` hierarchy has these files: kernel
+    options (RT group scheduling, swap accounting), versions and block schedulers decide
+    which exist. Looked up in an empty probe cgroup, as the root lacks some (pids.max)."""
+    h = detect.host()
+    if controller in h.v1:
+        mnt = h.v1[controller].mountpoint
+    elif h.unified is not None and controller in h.v2_controllers:
+        mnt = h.unified.mountpoint
+    else:
+        pytest.skip(f"no {controller} cgroup controller on this host")
+    probe = os.path.join(mnt, f"{PREFIX}-probe")
+    os.makedirs(probe, exist_ok=True)
+    try:
+        missing = [n for n in names if not os.path.exists(os.path.join(probe, n))]
+    finally:
+        os.rmdir(probe)
+    if missing:
+        pytest.skip(f"this kernel's {controller} cgroup has no {', '.join(missing)}")
+
+
+def need_hugepages(*sizes_kb: int) -> None:
+    missing = [kb for kb in sizes_kb
+               if not os.path.isdir(f"/sys/kernel/mm/hugepages/hugepages-{kb}kB")]
+    if missing:
+        pytest.skip(f"no huge pages of {', '.join(f'{kb}kB' for kb in missing)} on this host")
+
+
 def v2_host() -> Host:
     """This host's cgroup2 hierarchy seen as if it were a pure v2 host: the v2 code paths
     (eBPF devices, cgroup.freeze, cgroup.kill, hugetlb.*.max) then run for real."""

@@ -126,9 +126,9 @@ def test_validate_has_no_side_effects_and_names_fields(make):
            ({"cpu": {"idle": 2}}, "linux.resources.cpu.idle"),
            ({"hugepageLimits": [{"pageSize": "3MB", "limit": 1}]},
             "linux.resources.hugepageLimits[0].pageSize"),
-           ({"devices": [{"allow": True, "access": "rwx"}]}, "linux.resources.devices[0].access"),
+           ({"devices": [{"allow": True, "access": ""}]}, "linux.resources.devices[0].access"),
            ({"blockIO": {"weight": 5}}, "linux.resources.blockIO.weight"),
-           ({"unified": {"memory.high": "1"}}, "linux.resources.unified.memory.high"),
+           ({"unified": {"memory.high": "1"}}, 'linux.resources.unified["memory.high"]'),
            ({"unified": {"nodot": "1"}}, "linux.resources.unified.nodot"),
            ({"network": {"classID": 1}}, "linux.resources.network"),
            ({"rdma": {"mlx5_0": {"hcaHandles": 1}}}, "linux.resources.rdma")]

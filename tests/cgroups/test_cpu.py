@@ -10,10 +10,11 @@ import pytest
 from ocirt.cgroups.controllers import blkio, cpu
 from ocirt.errors import ConfigError
 
-from cghelpers import read, wait_for
+from cghelpers import need_files, read, wait_for
 
 
 def test_cpu_files_create_update(make):
+    need_files("cpu", "cpu.cfs_burst_us", "cpu.idle", "cpu.rt_period_us")
     m = make()
     m.create({"cpu": {"shares": 512, "quota": 50000, "period": 100000, "burst": 10000,
                       "idle": 0, "realtimePeriod": 500000}})
@@ -41,6 +42,7 @@ def test_cpu_shares_clamped_by_kernel_is_an_error(make):
 
 
 def test_realtime_runtime_without_parent_budget_rolls_back(make):
+    need_files("cpu", "cpu.rt_runtime_us")
     m = make("/{prefix}-rt/{id}")
     with pytest.raises(ConfigError) as e:
         m.create({"cpu": {"realtimeRuntime": 1000, "realtimePeriod": 1000000}})

@@ -49,6 +49,7 @@ def test_clean_never_escapes():
     assert paths.clean("/a/../../b") == "/b"
     assert paths.clean("../../etc/x") == "etc/x"
     assert paths.clean("a/./b/") == "a/b"
+    assert paths.clean("//") == "/" and paths.clean("//x//y") == "/x/y"
 
 
 def test_default_absolute_and_relative_paths():
@@ -71,9 +72,10 @@ def test_default_absolute_and_relative_paths():
 
 
 def test_root_and_systemd_style_paths_refused():
-    with pytest.raises(ConfigError) as e:
-        paths.inner_path("c", "/")
-    assert e.value.path == "linux.cgroupsPath"
+    for root in ("/", "//", "/./", "///.", "/x/.."):
+        with pytest.raises(ConfigError) as e:
+            paths.inner_path("c", root)
+        assert e.value.path == "linux.cgroupsPath"
     with pytest.raises(ConfigError):
         paths.inner_path("c", "system.slice:ocirt:c")
 

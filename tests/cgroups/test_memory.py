@@ -9,7 +9,7 @@ import pytest
 from ocirt.cgroups.controllers import memory
 from ocirt.errors import ConfigError
 
-from cghelpers import read, wait_for
+from cghelpers import need_files, read, wait_for
 
 MiB = 1 << 20
 ALLOC = [sys.executable, "-c", "import sys,time; b=bytearray(int(sys.argv[1])<<20); "
@@ -17,6 +17,7 @@ ALLOC = [sys.executable, "-c", "import sys,time; b=bytearray(int(sys.argv[1])<<2
 
 
 def test_memory_files_create_update(make):
+    need_files("memory", "memory.memsw.limit_in_bytes", "memory.swappiness")
     m = make()
     m.create({"memory": {"limit": 64 * MiB, "reservation": 32 * MiB, "swap": 128 * MiB,
                          "swappiness": 10, "disableOOMKiller": False, "kernel": 1 << 30,
@@ -53,6 +54,7 @@ def test_check_before_update_and_busy_limit(make, spawn):
 
 
 def test_oom_kill_is_counted(make, spawn):
+    need_files("memory", "memory.memsw.limit_in_bytes")
     m = make()
     m.create({"memory": {"limit": 32 * MiB, "swap": 32 * MiB}})
     assert m.oom_events() == 0

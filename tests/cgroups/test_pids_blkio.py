@@ -1,15 +1,17 @@
-"""pids (with a real fork loop) and blkio."""
+"""pids (with a real fork loop) and blkio (weights only where a scheduler offers them)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
 
+from ocirt.cgroups import detect
 from ocirt.errors import ConfigError
 
-from cghelpers import read, wait_for
-from ocirt_testlib import block_device
+from cghelpers import need_files, read, wait_for
+from ocirt_testlib import blkio_weight_file, block_device
 
 
 def test_pids_limit_stops_fork_loop(make, spawn):
@@ -31,27 +33,24 @@ def test_pids_limit_stops_fork_loop(make, spawn):
     p.kill()
 
 
-def test_blkio_files(make):
+def test_blkio_throttle_files(make):
+    need_files("blkio", "blkio.throttle.read_bps_device")
     dev = block_device()
     if dev is None:
-        pytest.skip("no block device")
+        pytest.skip("no block device in /proc/partitions to throttle")
     ma, mi = dev
     m = make()
     m.create({"blockIO": {
-        "weight": 300,
         "throttleReadBpsDevice": [{"major": ma, "minor": mi, "rate": 1048576}],
         "throttleWriteBpsDevice": [{"major": ma, "minor": mi, "rate": 2097152}],
         "throttleReadIOPSDevice": [{"major": ma, "minor": mi, "rate": 100}],
         "throttleWriteIOPSDevice": [{"major": ma, "minor": mi, "rate": 200}]}})
     d = m.paths["blkio"]
-    assert read(d, "blkio.bfq.weight") == "300"
     assert read(d, "blkio.throttle.read_bps_device") == f"{ma}:{mi} 1048576"
     assert read(d, "blkio.throttle.write_bps_device") == f"{ma}:{mi} 2097152"
     assert read(d, "blkio.throttle.read_iops_device") == f"{ma}:{mi} 100"
     assert read(d, "blkio.throttle.write_iops_device") == f"{ma}:{mi} 200"
-    m.update({"blockIO": {"weight": 500,
-                          "throttleReadBpsDevice": [{"major": ma, "minor": mi, "rate": 0}]}})
-    assert read(d, "blkio.bfq.weight") == "500"
+    m.update({"blockIO": {"throttleReadBpsDevice": [{"major": ma, "minor": mi, "rate": 0}]}})
     assert read(d, "blkio.throttle.read_bps_device") == ""
     with pytest.raises(ConfigError) as e:
         m.update({"blockIO": {"throttleReadBpsDevice": [{"major": 1, "minor": 3, "rate": 5}]}})
@@ -59,3 +58,29 @@ def test_blkio_files(make):
     with pytest.raises(ConfigError) as e:
         m.update({"blockIO": {"leafWeight": 100}})    # CFQ only; gone from this kernel
     assert e.value.path == "linux.resources.blockIO.leafWeight"
+
+
+def test_blkio_weight_file(make):
+    name = blkio_weight_file()
+    if name is None:
+        pytest.skip("no blkio.bfq.weight or blkio.weight: no block device of this host uses "
+                    "a proportional (BFQ/CFQ) scheduler")
+    m = make()
+    m.create({"blockIO": {"weight": 300}})
+    d = m.paths["blkio"]
+    assert read(d, name) in ("300", "default 300")
+    m.update({"blockIO": {"weight": 500}})
+    assert read(d, name) in ("500", "default 500")
+
+
+def test_blkio_weight_without_a_proportional_scheduler_names_the_field(make):
+    if "blkio" not in detect.host().v1:
+        pytest.skip("no cgroup v1 blkio hierarchy")
+    if blkio_weight_file() is not None:
+        pytest.skip("this host has a blkio weight file (a BFQ/CFQ scheduler is in use)")
+    m = make()
+    with pytest.raises(ConfigError) as e:
+        m.create({"blockIO": {"weight": 300}})
+    assert e.value.path == "linux.resources.blockIO.weight"
+    assert "not supported on this host" in str(e.value)
+    assert not any(os.path.exists(d) for d in m.paths.values())

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ocirt_testlib import block_device, cgroup_dirs, cgroup_mounts, unique_id
+from ocirt_testlib import blkio_weight_file, block_device, cgroup_dirs, cgroup_mounts, unique_id
 from ocirt_testlib import read_cgroup_file as read
 
 MiB = 1 << 20
@@ -30,16 +30,6 @@ def need_v1(*controllers: str) -> None:
     missing = [c for c in controllers if c not in V1_MOUNTS]
     if missing:
         pytest.skip(f"needs the cgroup v1 {', '.join(missing)} hierarchy (reads v1 files)")
-
-
-def blkio_weight_file() -> str | None:
-    d = V1_MOUNTS.get("blkio")
-    if d is None:
-        return None
-    for name in ("blkio.bfq.weight", "blkio.weight"):
-        if os.path.exists(os.path.join(d, name)):
-            return name
-    return None
 
 
 def hugetlb_v2() -> bool:

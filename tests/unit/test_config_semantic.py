@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 import pytest
 
+from ocirt.cgroups.controllers.unified import key_problem
 from ocirt.config import semantic
 from ocirt.config.semantic import config_warnings, parse_id_list, sysctl_path
 from ocirt.config.validate import validate_config
@@ -424,6 +425,14 @@ def test_rdma_entry_needs_a_limit() -> None:
 def test_unified_key_must_be_a_file_name() -> None:
     msg = error_of(lambda d: d["linux"]["resources"]["unified"].__setitem__("../memory.max", "1"), "full")
     assert msg == 'config.json: linux.resources.unified["../memory.max"]: \'../memory.max\' is not a cgroup file name'
+
+
+def test_unified_key_must_not_be_a_core_file_other_than_the_subtree_limits() -> None:
+    for key in ("cgroup.procs", "cgroup.threads", "cgroup.subtree_control", "cgroup.kill"):
+        msg = error_of(lambda d: d["linux"]["resources"]["unified"].__setitem__(key, "1"), "full")
+        assert msg.startswith(f'config.json: linux.resources.unified["{key}"]: invalid configuration: ')
+    for key in ("cgroup.max.depth", "cgroup.max.descendants"):
+        assert key_problem(key) is None
 
 
 # -- seccomp ----------------------------------------------------------------------------------

@@ -95,7 +95,8 @@ def _num(e: dict, k: str, p: str, source: str) -> int:
     return v
 
 
-def parse(rules: list, source: str = "config.json") -> RuleSet:
+def parse(rules: list, source: str = "config.json", warn: bool = False) -> RuleSet:
+    """The rule list as one RuleSet; `warn`: log the access letters that are dropped."""
     rs = RuleSet(default_allow=False)
     for i, e in enumerate(arr(rules, F, source)):
         p = f"{F}[{i}]"
@@ -108,16 +109,22 @@ def parse(rules: list, source: str = "config.json") -> RuleSet:
         if access is None:
             access = ALL
         string(access, f"{p}.access", source)
-        if not access or set(access) - set(ALL):
-            raise ConfigError(f"{p}.access", f"must be a combination of r, w and m, got "
-                                             f"{access!r}", source)
+        unknown = "".join(sorted(set(access) - set(ALL)))
+        if unknown and warn:
+            # The spec names only r, w and m, but neither its schema nor runc refuses others
+            # (runc's own tests write "rwa"): they grant nothing, so they are dropped.
+            from ocirt.log import logger
+            logger.warning(f"{p}.access: ignoring unknown device access {unknown!r} in "
+                           f"{access!r} (only r, w and m exist)")
+        if not _norm_access(access):
+            raise ConfigError(f"{p}.access", f"must contain r, w or m, got {access!r}", source)
         rs.apply(allow, rtype, _num(e, "major", p, source), _num(e, "minor", p, source),
                  _norm_access(access), p, source)
     return rs
 
 
 def validate(res: dict, version: int, ctx: Ctx) -> None:
-    parse(res["devices"], ctx.source)
+    parse(res["devices"], ctx.source, warn=True)
 
 
 def apply(d: str, res: dict, version: int, ctx: Ctx) -> None:

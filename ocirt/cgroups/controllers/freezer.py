@@ -75,6 +75,25 @@ def is_frozen_v2(d: str) -> bool:
     return (fs.read_or_none(d, "cgroup.freeze") or "0").strip() == "1"
 
 
+def thaw_tree(version: int, d: str) -> None:
+    """Thaw `d` and every cgroup below it that is frozen on its own. A frozen task cannot act
+    on SIGKILL, and thawing a cgroup leaves a sub-cgroup that was frozen by itself (v1
+    freezer.self_freezing, v2 cgroup.freeze) frozen: the container may have frozen one of its
+    own sub-cgroups, and a kill must still reach every task."""
+    for top, _, _ in os.walk(d):
+        try:
+            if version == 1:
+                own = (fs.read_or_none(top, "freezer.self_freezing") or "").strip() == "1"
+                if top == d or own:
+                    thaw_v1(top)
+            elif top == d or is_frozen_v2(top):
+                thaw_v2(top)
+        except CgroupError:
+            if top == d:
+                raise
+            # A sub-cgroup removed meanwhile has nothing left to thaw.
+
+
 def route(paths: dict[str, str]) -> tuple[int, str] | None:
     """(1 or 2, directory) of the freezer among a container's cgroup paths (Manager.paths, as
     its state records them): the v1 freezer if there is one, else cgroup2 (key "", as
