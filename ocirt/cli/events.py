@@ -5,14 +5,13 @@ from __future__ import annotations
 from ocirt.cli import common
 from ocirt.cli.flags import Flag, need_args
 
-USAGE = "<container-id>"
 FLAGS = [Flag("interval", "duration", 5.0, help="set the stats collection interval"),
          Flag("stats", "bool", False, help="display the container's stats then exit"),
          common.HELP]
 
 
 def run(ctx, parsed) -> int:
-    need_args(parsed, "events", exact=1, usage=USAGE)
+    need_args(parsed, "events", exact=1)
     from ocirt.lifecycle import events
     if parsed["stats"]:
         if parsed["interval"] <= 0:

@@ -10,7 +10,6 @@ from ocirt.cli import common
 from ocirt.cli.flags import Flag, need_args
 from ocirt.errors import UsageError
 
-USAGE = "<container-id>"
 FLAGS = [
     Flag("resources", "str", "", aliases=("r",), help="path to the file containing the resources to update or '-' to read from the standard input"),
     Flag("blkio-weight", "int", None, help="specifies per cgroup weight, range is from 10 to 1000"),
@@ -94,7 +93,7 @@ def resources_from(parsed) -> dict:
 
 
 def run(ctx, parsed) -> int:
-    need_args(parsed, "update", exact=1, usage=USAGE)
+    need_args(parsed, "update", exact=1)
     # runc checks these whatever else is given; ocirt has no Intel RDT support at all.
     if parsed["l3-cache-schema"]:
         raise UsageError("Intel RDT/CAT: l3 cache schema is not enabled (ocirt does not "

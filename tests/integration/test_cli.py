@@ -10,8 +10,9 @@ def test_version_names_ocirt_and_the_spec(ocirt):
     assert out.startswith("ocirt version ") and "spec: 1.3.0" in out
 
 
-def test_unknown_command_fails(ocirt):
-    assert ocirt("frobnicate").returncode == 1
+def test_unknown_command_fails_with_status_3_as_runc(ocirt):
+    p = ocirt("frobnicate")
+    assert p.returncode == 3 and b"No help topic for 'frobnicate'" in p.stderr
 
 
 def test_unknown_flag_fails_with_a_usage_error(ocirt):
