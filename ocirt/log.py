@@ -44,6 +44,8 @@ class Logger:
     def __init__(self) -> None:
         self.path: str | None = None
         self.format = "text"
+        # Read by callers that would build an expensive message: debug lines cost nothing
+        # but this check when --debug is off.
         self.debug_enabled = False
         self._fd: int | None = None
 
@@ -57,6 +59,17 @@ class Logger:
                 self._open()
             except OSError:
                 pass
+        elif debug:
+            # The forked init writes its debug lines here too, after its own stdio became the
+            # container's (console, preserved stdio): a private copy of our stderr.
+            self._fd = os.dup(2)
+
+    def child_fds(self) -> set[int]:
+        """The fds a forked child keeps open to go on logging. Close-on-exec: they never reach
+        the container's process."""
+        if self.debug_enabled and self._fd is not None:
+            return {self._fd}
+        return set()
 
     def _line(self, level: str, msg: str) -> str:
         if self.format == "json":
@@ -65,10 +78,11 @@ class Logger:
         return 'time="%s" level=%s msg=%s\n' % (_rfc3339(), level, _json_str(msg))
 
     def _write(self, data: str) -> None:
-        if self.path is None:
+        if self._fd is None and self.path is None:
             sys.stderr.write(data)
             sys.stderr.flush()
             return
+        # One write(2) per line: lines of the runtime and of its children never interleave.
         os.write(self._open(), data.encode("utf-8", "replace"))
 
     def _open(self) -> int:
@@ -85,7 +99,12 @@ class Logger:
         except OSError:
             pass
 
-    def debug(self, msg: str) -> None:
+    def debug(self, msg: str, *args: object) -> None:
+        """A debug line; `msg % args` is only formatted when --debug is on."""
+        if not self.debug_enabled:
+            return
+        if args:
+            msg = msg % args
         self.log("debug", msg)
 
     def warning(self, msg: str) -> None:

@@ -19,6 +19,7 @@ from ocirt import hooks, net
 from ocirt.errors import OcirtError, SetupError
 from ocirt.init import namespaces as nsmod
 from ocirt.linux import syscalls as sc
+from ocirt.log import logger
 from ocirt.spawn.sync import Sync
 
 
@@ -79,6 +80,8 @@ def intermediate(launch: Launch, sync: Sync) -> None:
         # Not dumpable before touching any container namespace (CVE-2016-9962): a container
         # process must not ptrace us or read our /proc entries.
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
+        logger.debug("=> nsexec container setup: creating namespaces %s",
+                     ",".join(sorted(launch.new_ns)))
         nsmod.join_all(launch.join_fds)
         if "user" in launch.new_ns:
             sc.unshare(sc.CLONE_NEWUSER)
@@ -101,6 +104,7 @@ def intermediate(launch: Launch, sync: Sync) -> None:
         pid = os.fork()
         if pid == 0:
             init(launch, sync)
+        logger.debug("<= nsexec container setup: init process %d", pid)
         sync.send("pid", pid=pid)
     except BaseException as e:  # noqa: BLE001 - a forked child must never unwind
         _fail(sync, e)
@@ -124,6 +128,7 @@ def _write_time_offsets(offsets: dict) -> None:
 # --- C2: the init -----------------------------------------------------------------------
 
 def init(launch: Launch, sync: Sync) -> None:
+    logger.debug("init: child process in init(): setting up the container")
     try:
         _setup(launch, sync)
     except BaseException as e:  # noqa: BLE001
@@ -177,6 +182,8 @@ def _setup(launch: Launch, sync: Sync) -> None:
                                   config.get("annotations")))
 
     rootfs.apply_sysctl(launch.rootfs_plan)
+    logger.debug("init: jailing into %s (%s)", launch.rootfs_plan.rootfs,
+                 "no pivot" if launch.no_pivot else "pivot_root")
     rootfs.pivot(launch.rootfs_plan, launch.no_pivot)
     if process and process.get("terminal"):
         # As runc: after pivot_root (the container's devpts) and before finalize may make
@@ -216,6 +223,7 @@ def _setup(launch: Launch, sync: Sync) -> None:
     _release_answer(b"0")
     if listener is None:
         security.apply_seccomp(prep)
+    logger.debug("init: about to exec %s", path)
     try:
         os.execve(path, process["args"], env)
     except OSError as e:
@@ -232,12 +240,14 @@ def _announce_and_wait(launch: Launch, sync: Sync, prep: object,
     global _fifo_write_fd
     keep = {0, 1, 2, launch.fifo_fd, sync.fileno()}
     keep.update(range(3, 3 + launch.preserve_fds))
+    keep.update(logger.child_fds())
     if listener is not None:
         keep.add(listener)
     close_fds_except(keep)
     for fd in range(3, 3 + launch.preserve_fds):
         os.set_inheritable(fd, True)
     warnings = list(getattr(prep, "warnings", None) or [])
+    logger.debug("init: closing the pipe to signal completion")
     sync.send("created", fds=[listener] if listener is not None else [], warnings=warnings)
     if listener is not None:
         os.close(listener)

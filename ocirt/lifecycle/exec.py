@@ -98,6 +98,8 @@ def execute(store: Store, cid: str, opts: ExecOptions) -> int:
             os.close(root_fd)
         if console_sock is not None:
             console_sock.close()
+    from ocirt.log import logger
+    logger.debug("exec: process %d started in container %s", pid, cid)
     if opts.pid_file:
         from ocirt.lifecycle.create import write_pid_file
         try:
