@@ -14,10 +14,7 @@ def run(ctx, parsed) -> int:
     need_args(parsed, "events", exact=1)
     from ocirt.lifecycle import events
     if parsed["stats"]:
-        if parsed["interval"] <= 0:
-            from ocirt.errors import OcirtError
-            raise OcirtError("duration interval must be greater than 0")
-        events.stats_once(common.store(ctx), parsed.args[0])
+        events.stats_once(common.store(ctx), parsed.args[0], parsed["interval"])
     else:
         events.stream(common.store(ctx), parsed.args[0], parsed["interval"])
     return 0

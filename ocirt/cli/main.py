@@ -155,19 +155,26 @@ def main(argv: list[str] | None = None) -> int:
         logger.fatal(e.message)
         return 1
     except OcirtError as e:
-        logger.fatal(e.message)
+        logger.fatal(_failed(verb, e.message))
         return e.exit_code
     except KeyboardInterrupt:
         return 130
     except OSError as e:
-        logger.fatal(os_message(e))
+        logger.fatal(_failed(verb, os_message(e)))
         return 1
     except Exception as e:  # noqa: BLE001 - a bug, but managers still need their one error line
         if g["debug"]:
             import traceback
             traceback.print_exc()
-        logger.fatal(f"internal error: {type(e).__name__}: {e}")
+        logger.fatal(_failed(verb, f"internal error: {type(e).__name__}: {e}"))
         return 1
+
+
+def _failed(verb: str, message: str) -> str:
+    """runc's words for a failed create or run ("runc create failed: ...")."""
+    if verb in ("create", "run"):
+        return f"ocirt {verb} failed: {message}"
+    return message
 
 
 def os_message(e: OSError) -> str:

@@ -16,6 +16,8 @@ def run(ctx, parsed) -> int:
     need_args(parsed, "spec", exact=0)
     from ocirt.config.defaults import default_spec
     bundle = parsed["bundle"] or "."
+    if not os.path.isdir(bundle):
+        raise OcirtError(f"chdir {bundle}: no such file or directory")
     path = os.path.join(bundle, "config.json")
     if os.path.exists(path):
         raise OcirtError("File config.json exists. Remove it first")
