@@ -13,6 +13,8 @@ stops at the first argument that is not a flag, or after `--`.
 
 from __future__ import annotations
 
+import sys
+
 from ocirt.errors import UsageError
 
 # Plain classes rather than dataclasses: importing dataclasses costs ~20 ms of start-up.
@@ -215,11 +217,12 @@ def _value(f: Flag, name: str, value: str, current: object) -> object:
 
 def need_args(parsed: Parsed, command: str, exact: int | None = None, minimum: int | None = None,
               maximum: int | None = None) -> None:
-    """runc's checkArgs, with its words."""
+    """runc's checkArgs, with its words (its message starts with the program as invoked)."""
     n = len(parsed.args)
+    prog = sys.argv[0] if sys.argv and sys.argv[0] else "ocirt"
     if exact is not None and n != exact:
-        raise ArgCountError(f'ocirt: "{command}" requires exactly {exact} argument(s)')
+        raise ArgCountError(f'{prog}: "{command}" requires exactly {exact} argument(s)')
     if minimum is not None and n < minimum:
-        raise ArgCountError(f'ocirt: "{command}" requires a minimum of {minimum} argument(s)')
+        raise ArgCountError(f'{prog}: "{command}" requires a minimum of {minimum} argument(s)')
     if maximum is not None and n > maximum:
-        raise ArgCountError(f'ocirt: "{command}" requires a maximum of {maximum} argument(s)')
+        raise ArgCountError(f'{prog}: "{command}" requires a maximum of {maximum} argument(s)')
