@@ -25,6 +25,12 @@ bundle defaults to the current directory."""
 # verb -> (arguments, description); the one-line summary lives in main.VERBS.
 _ID = '"<container-id>" is the name of the container instance.'
 PAGES: dict[str, tuple[str, str]] = {
+    "checkpoint": ("<container-id>",
+                   "ocirt has no CRIU support: checkpoint accepts runc's flags and fails with a\n"
+                   "clear error."),
+    "restore": ("<container-id>",
+                "ocirt has no CRIU support: restore accepts runc's flags and fails with a\n"
+                "clear error."),
     "create": ("<container-id>",
                "The create command creates an instance of a container for a bundle: its\n"
                "namespaces, mounts and cgroups are set up and its process waits, not yet\n"

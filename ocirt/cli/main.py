@@ -27,6 +27,7 @@ GLOBAL_FLAGS = [
 
 # verb -> (module under ocirt.cli, one-line description)
 VERBS: dict[str, tuple[str, str]] = {
+    "checkpoint": ("checkpoint", "checkpoint a running container (not supported)"),
     "create": ("create", "create a container"),
     "start": ("start", "executes the user defined process in a created container"),
     "run": ("run", "create and run a container"),
@@ -37,6 +38,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "exec": ("exec", "execute new process inside the container"),
     "ps": ("ps", "ps displays the processes running inside a container"),
     "pause": ("pause", "pause suspends all processes inside the container"),
+    "restore": ("restore", "restore a container from a previous checkpoint (not supported)"),
     "resume": ("pause", "resumes all processes that have been previously paused"),
     "events": ("events", "display container events such as OOM notifications, cpu, memory, and IO usage statistics"),
     "update": ("update", "update container resource constraints"),

@@ -15,8 +15,8 @@ import pytest
 from ocirt_testlib import (RT, cgroup_dirs, pids_with_cmdline, read_cgroup_file, rt,  # noqa: F401
                            unique_id, wait_status)
 
-VERBS = ["create", "delete", "events", "exec", "kill", "list", "pause", "ps", "resume", "run",
-         "spec", "start", "state", "update"]
+VERBS = ["checkpoint", "create", "delete", "events", "exec", "kill", "list", "pause", "ps",
+         "restore", "resume", "run", "spec", "start", "state", "update"]
 
 
 @pytest.fixture
