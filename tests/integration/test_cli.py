@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 
-import pytest
-
 
 def test_version_names_ocirt_and_the_spec(ocirt):
     out = ocirt.ok("--version").stdout.decode()

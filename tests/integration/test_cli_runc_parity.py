@@ -6,7 +6,6 @@ so a test failing with ocirt alone points at ocirt."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 
