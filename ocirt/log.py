@@ -62,7 +62,10 @@ class Logger:
         elif debug:
             # The forked init writes its debug lines here too, after its own stdio became the
             # container's (console, preserved stdio): a private copy of our stderr.
-            self._fd = os.dup(2)
+            try:
+                self._fd = os.dup(2)
+            except OSError:
+                pass    # no stderr: nowhere to write debug lines to anyway
 
     def child_fds(self) -> set[int]:
         """The fds a forked child keeps open to go on logging. Close-on-exec: they never reach

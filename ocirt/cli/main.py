@@ -68,13 +68,13 @@ class Context:
 
 
 def _app_help() -> str:
-    from ocirt.cli import help, version
-    return help.app_page(VERBS, GLOBAL_FLAGS, version.text())
+    from ocirt.cli import usage, version
+    return usage.app_page(VERBS, GLOBAL_FLAGS, version.text())
 
 
 def _command_help(verb: str, module) -> str:
-    from ocirt.cli import help
-    return help.command_page(verb, VERBS[verb][1], module.FLAGS)
+    from ocirt.cli import usage
+    return usage.command_page(verb, VERBS[verb][1], module.FLAGS)
 
 
 def _module(verb: str):

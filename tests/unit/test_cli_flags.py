@@ -164,8 +164,8 @@ def test_argument_counts_as_runcs_checkargs(kw, words):
 # --- help pages ------------------------------------------------------------------------------
 
 def test_a_command_page_has_runcs_sections_and_aligned_options():
-    from ocirt.cli import help, list as list_cmd
-    page = help.command_page("list", "lists containers", list_cmd.FLAGS)
+    from ocirt.cli import list as list_cmd, usage
+    page = usage.command_page("list", "lists containers", list_cmd.FLAGS)
     assert page.startswith("NAME:\n   ocirt list - lists containers\n\nUSAGE:\n"
                            "   ocirt list [command options] [arguments...]\n\nDESCRIPTION:\n   ")
     assert page.endswith("\nOPTIONS:\n"
@@ -174,16 +174,16 @@ def test_a_command_page_has_runcs_sections_and_aligned_options():
 
 
 def test_a_command_without_flags_has_no_options_section():
-    from ocirt.cli import help, state
-    page = help.command_page("state", "output the state of a container", state.FLAGS)
+    from ocirt.cli import state, usage
+    page = usage.command_page("state", "output the state of a container", state.FLAGS)
     assert "OPTIONS:" not in page and "\n   ocirt state <container-id>\n" in page
 
 
 def test_int_and_duration_defaults_are_shown_as_go_prints_them():
-    from ocirt.cli import help
-    assert help._flag_row(Flag("preserve-fds", "int", 0, help="n")) == ("--preserve-fds value",
+    from ocirt.cli import usage
+    assert usage._flag_row(Flag("preserve-fds", "int", 0, help="n")) == ("--preserve-fds value",
                                                                       "n (default: 0)")
-    assert help._flag_row(Flag("interval", "duration", 5.0, help="i")) == ("--interval value",
+    assert usage._flag_row(Flag("interval", "duration", 5.0, help="i")) == ("--interval value",
                                                                          "i (default: 5s)")
 
 
