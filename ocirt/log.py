@@ -50,16 +50,16 @@ class Logger:
         self._fd: int | None = None
 
     def configure(self, path: str | None, fmt: str, debug: bool) -> None:
-        self.path = path or None
+        """Raises OSError when the log file cannot be opened (runc fails then too); the
+        logger is left writing to stderr, in the given format."""
         self.format = fmt
-        self.debug_enabled = debug
-        if self.path is not None:
+        if path:
             # Opened at once, as runc does: a manager may read the file after any call.
-            try:
-                self._open()
-            except OSError:
-                pass
-        elif debug:
+            self._fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC,
+                               0o644)
+            self.path = path
+        self.debug_enabled = debug
+        if self.path is None and debug:
             # The forked init writes its debug lines here too, after its own stdio became the
             # container's (console, preserved stdio): a private copy of our stderr.
             try:

@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         logger.configure(g["log"], fmt, g["debug"])
     except OSError as e:
-        logger.fatal(os_message(e))
+        logger.fatal(f"open {g['log']}: {(e.strerror or str(e)).lower()}")
         return 1
     if not g.args:
         sys.stdout.write(_app_help())

@@ -335,3 +335,10 @@ def test_debug_exec_writes_the_setns_steps(rt, running, tmp_path):
     text = log.read_text()
     for want in EXEC_DEBUG:
         assert want in text, want
+
+
+def test_a_log_file_that_cannot_be_opened_fails_the_call(rt, tmp_path):
+    log = tmp_path / "missing" / "log.json"
+    p = rt("list", global_args=("--log", str(log)))
+    assert p.returncode == 1 and p.stdout == ""
+    assert error_text(p) == f"open {log}: no such file or directory"
