@@ -7,7 +7,7 @@ from ocirt import OCI_VERSION, __version__
 from ocirt.hooks import KINDS
 
 
-def _libseccomp_version() -> str | None:
+def libseccomp_version() -> str | None:
     import ctypes
     import ctypes.util
 
@@ -32,7 +32,7 @@ def document() -> dict:
     linux["mountExtensions"] = {"idmap": {"enabled": False}}
     linux["netDevices"] = {"enabled": False}
     annotations = {"io.github.ocirt.version": __version__}
-    lsv = _libseccomp_version()
+    lsv = libseccomp_version()
     if lsv:
         annotations["io.github.seccomp.libseccomp.version"] = lsv
     return {

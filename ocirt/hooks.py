@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ocirt import jsonio
 from ocirt.errors import HookError
+from ocirt.log import logger
 
 KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
@@ -49,12 +50,12 @@ def run(kind: str, hooks: list[dict] | None, state: dict, *, warn_only: bool = F
         return
     data = jsonio.dumps(state).encode()
     for i, hook in enumerate(hooks):
+        logger.debug("running %s hook #%d: %s", kind, i, hook.get("path"))
         try:
             run_hook(hook, data)
         except (HookError, OSError) as e:
             msg = f"error running {kind} hook #{i}: {e}"
             if warn_only:
-                from ocirt.log import logger
                 logger.warning(msg)
                 continue
             raise HookError(msg) from None

@@ -44,19 +44,35 @@ class Logger:
     def __init__(self) -> None:
         self.path: str | None = None
         self.format = "text"
+        # Read by callers that would build an expensive message: debug lines cost nothing
+        # but this check when --debug is off.
         self.debug_enabled = False
         self._fd: int | None = None
 
     def configure(self, path: str | None, fmt: str, debug: bool) -> None:
-        self.path = path or None
+        """Raises OSError when the log file cannot be opened (runc fails then too); the
+        logger is left writing to stderr, in the given format."""
         self.format = fmt
-        self.debug_enabled = debug
-        if self.path is not None:
+        if path:
             # Opened at once, as runc does: a manager may read the file after any call.
+            self._fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC,
+                               0o644)
+            self.path = path
+        self.debug_enabled = debug
+        if self.path is None and debug:
+            # The forked init writes its debug lines here too, after its own stdio became the
+            # container's (console, preserved stdio): a private copy of our stderr.
             try:
-                self._open()
+                self._fd = os.dup(2)
             except OSError:
-                pass
+                pass    # no stderr: nowhere to write debug lines to anyway
+
+    def child_fds(self) -> set[int]:
+        """The fds a forked child keeps open to go on logging. Close-on-exec: they never reach
+        the container's process."""
+        if self.debug_enabled and self._fd is not None:
+            return {self._fd}
+        return set()
 
     def _line(self, level: str, msg: str) -> str:
         if self.format == "json":
@@ -65,10 +81,11 @@ class Logger:
         return 'time="%s" level=%s msg=%s\n' % (_rfc3339(), level, _json_str(msg))
 
     def _write(self, data: str) -> None:
-        if self.path is None:
+        if self._fd is None and self.path is None:
             sys.stderr.write(data)
             sys.stderr.flush()
             return
+        # One write(2) per line: lines of the runtime and of its children never interleave.
         os.write(self._open(), data.encode("utf-8", "replace"))
 
     def _open(self) -> int:
@@ -85,7 +102,12 @@ class Logger:
         except OSError:
             pass
 
-    def debug(self, msg: str) -> None:
+    def debug(self, msg: str, *args: object) -> None:
+        """A debug line; `msg % args` is only formatted when --debug is on."""
+        if not self.debug_enabled:
+            return
+        if args:
+            msg = msg % args
         self.log("debug", msg)
 
     def warning(self, msg: str) -> None:

@@ -10,6 +10,7 @@ import errno
 import os
 
 from ocirt.errors import CgroupError, ConfigError
+from ocirt.log import logger
 
 # The kernel refused the value itself (as opposed to the environment refusing us): the
 # config is at fault, so the error names the field.
@@ -24,6 +25,7 @@ def write(dirpath: str, name: str, value: str | int, field: str | None = None,
           source: str = "config.json") -> None:
     path = os.path.join(dirpath, name)
     data = str(value).encode()
+    logger.debug("cgroup: writing %r to %s", value, path)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
     except OSError as e:

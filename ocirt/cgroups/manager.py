@@ -22,6 +22,7 @@ from ocirt.cgroups import detect, fs, warmup
 from ocirt.cgroups.detect import V1, V2, Host
 from ocirt.cgroups.paths import UNIFIED, resolve
 from ocirt.errors import CgroupError, ConfigError
+from ocirt.log import logger
 
 STATE_VERSION = 1
 
@@ -159,6 +160,7 @@ class Manager:
         if not validated:
             self.validate(resources)
         created: list[str] = []
+        logger.debug("cgroup: creating %s", self.paths)
         try:
             self._refuse_busy()
             for d, mnt in self._dirs():

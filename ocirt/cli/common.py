@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from ocirt.cli.flags import Flag, Parsed, need_args
+from ocirt.cli.flags import Flag, Parsed
 from ocirt.state.store import Store
 
-HELP = Flag("help", "bool", False, aliases=("h",), help="show help")
+# Every command has it (urfave/cli adds it); help pages do not list it.
+HELP = Flag("help", "bool", False, aliases=("h",), help="show help", hidden=True)
 
 CREATE_FLAGS = [
     Flag("bundle", "str", "", aliases=("b",), help="path to the root of the bundle directory, defaults to the current directory"),
@@ -21,11 +22,6 @@ CREATE_FLAGS = [
 
 def store(ctx) -> Store:
     return Store(ctx.root)
-
-
-def container_id(parsed: Parsed, command: str, extra: str = "") -> str:
-    need_args(parsed, command, minimum=1, usage=f"<container-id>{extra}")
-    return parsed.args[0]
 
 
 def create_options(ctx, parsed: Parsed):

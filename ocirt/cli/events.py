@@ -5,20 +5,16 @@ from __future__ import annotations
 from ocirt.cli import common
 from ocirt.cli.flags import Flag, need_args
 
-USAGE = "<container-id>"
 FLAGS = [Flag("interval", "duration", 5.0, help="set the stats collection interval"),
          Flag("stats", "bool", False, help="display the container's stats then exit"),
          common.HELP]
 
 
 def run(ctx, parsed) -> int:
-    need_args(parsed, "events", exact=1, usage=USAGE)
+    need_args(parsed, "events", exact=1)
     from ocirt.lifecycle import events
     if parsed["stats"]:
-        if parsed["interval"] <= 0:
-            from ocirt.errors import OcirtError
-            raise OcirtError("duration interval must be greater than 0")
-        events.stats_once(common.store(ctx), parsed.args[0])
+        events.stats_once(common.store(ctx), parsed.args[0], parsed["interval"])
     else:
         events.stream(common.store(ctx), parsed.args[0], parsed["interval"])
     return 0

@@ -2,10 +2,9 @@ from __future__ import annotations
 
 from ocirt.cli import common
 from ocirt.cli.flags import Flag, need_args
-from ocirt.errors import UsageError
+from ocirt.errors import ExecFailed, OcirtError, UsageError
 from ocirt.jsonio import dumps, loads
 
-USAGE = "<container-id> <command> [command options]  ||  -p process.json <container-id>"
 FLAGS = [
     Flag("console-socket", "str", "", help="path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal"),
     Flag("pidfd-socket", "str", "", help="path to an AF_UNIX socket which will receive the pidfd of the process"),
@@ -13,7 +12,7 @@ FLAGS = [
     Flag("env", "list", [], aliases=("e",), help="set environment variables"),
     Flag("tty", "bool", False, aliases=("t",), help="allocate a pseudo-TTY"),
     Flag("user", "str", "", aliases=("u",), help="UID (format: <uid>[:<gid>])"),
-    Flag("additional-gids", "list", [], aliases=("g",), help="additional gids"),
+    Flag("additional-gids", "intlist", [], aliases=("g",), help="additional gids"),
     Flag("process", "str", "", aliases=("p",), help="path to the process.json"),
     Flag("detach", "bool", False, aliases=("d",), help="detach from the container's process"),
     Flag("pid-file", "str", "", help="specify the file to write the process id to"),
@@ -29,7 +28,21 @@ FLAGS = [
 
 
 def run(ctx, parsed) -> int:
-    need_args(parsed, "exec", minimum=1, usage=USAGE)
+    need_args(parsed, "exec", minimum=1)
+    # Past the argument count, every failure before the process runs is runc's "exec failed"
+    # with status 255, so a caller can tell it from the process's own exit status.
+    try:
+        return _run(ctx, parsed)
+    except ExecFailed:
+        raise
+    except OcirtError as e:
+        raise ExecFailed(f"exec failed: {e.message}") from None
+    except OSError as e:
+        from ocirt.cli.main import os_message
+        raise ExecFailed(f"exec failed: {os_message(e)}") from None
+
+
+def _run(ctx, parsed) -> int:
     cid = parsed.args[0]
     from ocirt.lifecycle.container import Container
     from ocirt.lifecycle.exec import ExecOptions, execute
@@ -38,10 +51,10 @@ def run(ctx, parsed) -> int:
         from ocirt.config.load import load_process
         process = load_process(parsed["process"])
     else:
+        container = Container.load(store, cid)
         if len(parsed.args) < 2:
-            raise UsageError(f'"exec" requires a minimum of 2 arguments: {USAGE}')
-        process = build_process(Container.load(store, cid).config.get("process") or {},
-                                parsed)
+            raise OcirtError("process args cannot be empty")
+        process = build_process(container.config.get("process") or {}, parsed)
     opts = ExecOptions(process, detach=parsed["detach"], pid_file=parsed["pid-file"],
                        console_socket=parsed["console-socket"],
                        preserve_fds=parsed["preserve-fds"], cgroup=parsed["cgroup"],
@@ -71,11 +84,7 @@ def build_process(base: dict, parsed) -> dict:
         except ValueError:
             raise UsageError(f"--user {parsed['user']}: not <uid>[:<gid>]") from None
     if parsed["additional-gids"]:
-        try:
-            gids = [int(g) for g in parsed["additional-gids"]]
-        except ValueError:
-            raise UsageError("--additional-gids: not a number") from None
-        p.setdefault("user", {"uid": 0, "gid": 0})["additionalGids"] = gids
+        p.setdefault("user", {"uid": 0, "gid": 0})["additionalGids"] = parsed["additional-gids"]
     if parsed["cap"]:
         caps = p.setdefault("capabilities", {})
         # Never the inheritable set (CVE-2022-29162); ambient only if the spec already uses

@@ -4,15 +4,13 @@ import json
 import sys
 
 from ocirt.cli import common
-from ocirt.errors import UsageError
+from ocirt.cli.flags import need_args
 
-USAGE = ""
 FLAGS = [common.HELP]
 
 
 def run(ctx, parsed) -> int:
-    if parsed.args:
-        raise UsageError('"features" requires exactly 0 arguments')
+    need_args(parsed, "features", exact=0)
     from ocirt.features import document
     sys.stdout.write(json.dumps(document(), indent=4) + "\n")
     return 0

@@ -3,21 +3,16 @@ from __future__ import annotations
 import sys
 
 from ocirt.cli import common
-from ocirt.cli.flags import Flag
-from ocirt.errors import UsageError
+from ocirt.cli.flags import Flag, need_args
+from ocirt.errors import OcirtError
 
-USAGE = ""
 FLAGS = [Flag("format", "str", "table", aliases=("f",), help="select one of: table or json"),
          Flag("quiet", "bool", False, aliases=("q",), help="display only container IDs"),
          common.HELP]
 
 
 def run(ctx, parsed) -> int:
-    if parsed.args:
-        raise UsageError('"list" requires exactly 0 arguments')
-    fmt = parsed["format"]
-    if fmt not in ("table", "json"):
-        raise UsageError(f"invalid format option: {fmt}")
+    need_args(parsed, "list", exact=0)
     from ocirt.errors import ContainerNotFound
     from ocirt.lifecycle.container import Container
     store = common.store(ctx)
@@ -31,15 +26,24 @@ def run(ctx, parsed) -> int:
         for st in states:
             sys.stdout.write(st["id"] + "\n")
         return 0
+    fmt = parsed["format"]
     if fmt == "json":
         from ocirt import jsonio
-        sys.stdout.write(jsonio.dumps(states or None) + "\n")
+        # Compact, one line, as Go's json.Encoder writes it (an empty list is null).
+        sys.stdout.write(jsonio.dumps(states or None, compact=True) + "\n")
         return 0
-    rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+    if fmt != "table":
+        raise OcirtError("invalid format option")
+    rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
     for st in states:
-        rows.append((st["id"], str(st["pid"]), st["status"], st["bundle"] or "",
-                     st["created"] or "", st["owner"] or ""))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        sys.stdout.write("   ".join(v.ljust(widths[i]) for i, v in enumerate(r)).rstrip() + "\n")
+        rows.append([st["id"], str(st["pid"]), st["status"], st["bundle"] or "",
+                     st["created"] or "", st["owner"] or ""])
+    sys.stdout.write(tabwriter(rows))
     return 0
+
+
+def tabwriter(rows: list[list[str]]) -> str:
+    """Go's tabwriter as runc's list sets it up (minwidth 12, padding 3): every column but the
+    last padded to max(12, widest cell + 3)."""
+    widths = [max(12, max(len(r[i]) for r in rows) + 3) for i in range(len(rows[0]) - 1)]
+    return "".join("".join(c.ljust(w) for c, w in zip(r, widths)) + r[-1] + "\n" for r in rows)

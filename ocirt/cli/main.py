@@ -12,7 +12,7 @@ DEFAULT_ROOT = "/run/ocirt"
 
 GLOBAL_FLAGS = [
     fl.Flag("root", "str", DEFAULT_ROOT, help="root directory for storage of container state"),
-    fl.Flag("log", "str", "", help="set the log file to write ocirt logs to (default is stderr)"),
+    fl.Flag("log", "str", "", help="set the log file to write ocirt logs to (default is '/dev/stderr')"),
     fl.Flag("log-format", "str", "text", help="set the log format ('text' (default), or 'json')"),
     fl.Flag("debug", "bool", False, help="enable debug logging"),
     fl.Flag("systemd-cgroup", "bool", False,
@@ -27,6 +27,7 @@ GLOBAL_FLAGS = [
 
 # verb -> (module under ocirt.cli, one-line description)
 VERBS: dict[str, tuple[str, str]] = {
+    "checkpoint": ("checkpoint", "checkpoint a running container (not supported)"),
     "create": ("create", "create a container"),
     "start": ("start", "executes the user defined process in a created container"),
     "run": ("run", "create and run a container"),
@@ -37,6 +38,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "exec": ("exec", "execute new process inside the container"),
     "ps": ("ps", "ps displays the processes running inside a container"),
     "pause": ("pause", "pause suspends all processes inside the container"),
+    "restore": ("restore", "restore a container from a previous checkpoint (not supported)"),
     "resume": ("pause", "resumes all processes that have been previously paused"),
     "events": ("events", "display container events such as OOM notifications, cpu, memory, and IO usage statistics"),
     "update": ("update", "update container resource constraints"),
@@ -47,6 +49,9 @@ VERBS: dict[str, tuple[str, str]] = {
 
 # Verbs that move a process into a cgroup: they start the kernel's grace period early.
 _PLACES_PROCESSES = ("create", "run", "exec")
+# Verbs whose trailing arguments belong to another program (runc's SkipArgReorder): their
+# flags must come before the container id.
+_KEEPS_ARG_ORDER = ("exec", "ps")
 
 
 class Context:
@@ -62,60 +67,72 @@ class Context:
         self.command = command
 
 
-def _version() -> str:
-    from ocirt import OCI_VERSION, __version__
-    v = sys.version_info
-    return (f"ocirt version {__version__}\n"
-            f"spec: {OCI_VERSION}\n"
-            f"python: {v.major}.{v.minor}.{v.micro}\n")
+def _app_help() -> str:
+    from ocirt.cli import usage, version
+    return usage.app_page(VERBS, GLOBAL_FLAGS, version.text())
 
 
-def _usage() -> str:
-    lines = ["usage: ocirt [global options] command [command options] [arguments...]", "",
-             "commands:"]
-    for name, (_, desc) in VERBS.items():
-        lines.append(f"   {name:<10} {desc}")
-    lines += ["", "global options:"]
-    for f in GLOBAL_FLAGS:
-        if not f.hidden:
-            lines.append(f"   --{f.name:<16} {f.help}")
-    return "\n".join(lines) + "\n"
+def _command_help(verb: str, module) -> str:
+    from ocirt.cli import usage
+    return usage.command_page(verb, VERBS[verb][1], module.FLAGS)
 
 
-def command_usage(verb: str, module) -> str:
-    lines = [f"usage: ocirt {verb} [command options] {getattr(module, 'USAGE', '')}", ""]
-    for f in getattr(module, "FLAGS", []):
-        if f.hidden:
-            continue
-        names = ", ".join(["--" + f.name] + ["-" + a for a in f.aliases])
-        lines.append(f"   {names:<26} {f.help}")
-    return "\n".join(lines) + "\n"
+def _module(verb: str):
+    name = f"ocirt.cli.{VERBS[verb][0]}"
+    __import__(name)            # importlib itself would cost an import (and warnings)
+    return sys.modules[name]
+
+
+def _no_topic(topic: str) -> int:
+    """urfave/cli's answer to an unknown command (or help topic): exit status 3."""
+    logger.fatal(f"No help topic for '{topic}'")
+    return 3
+
+
+def _help_command(args: list[str]) -> int:
+    """`ocirt help [command]` (or `h`)."""
+    if not args:
+        sys.stdout.write(_app_help())
+        return 0
+    if args[0] not in VERBS:
+        return _no_topic(args[0])
+    sys.stdout.write(_command_help(args[0], _module(args[0])))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     try:
-        g = fl.parse(argv, GLOBAL_FLAGS, "")
+        g = fl.parse(argv, GLOBAL_FLAGS)
     except UsageError as e:
-        sys.stderr.write(f"ocirt: {e}\n")
+        sys.stdout.write(f"Incorrect Usage. {e}\n\n" + _app_help())
+        logger.fatal(e.message)
         return 1
+    if g["help"]:
+        sys.stdout.write(_app_help())
+        return 0
+    if g["version"]:
+        from ocirt.cli import version
+        sys.stdout.write("ocirt version " + version.text())
+        return 0
     fmt = g["log-format"]
     if fmt not in ("text", "json"):
-        sys.stderr.write(f"ocirt: invalid log-format: {fmt}\n")
+        logger.fatal(f"invalid log-format: {fmt}")
         return 1
-    logger.configure(g["log"], fmt, g["debug"])
-    if g["version"]:
-        sys.stdout.write(_version())
+    try:
+        logger.configure(g["log"], fmt, g["debug"])
+    except OSError as e:
+        logger.fatal(f"open {g['log']}: {(e.strerror or str(e)).lower()}")
+        return 1
+    if not g.args:
+        sys.stdout.write(_app_help())
         return 0
-    if not g.args or g["help"]:
-        sys.stdout.write(_usage())
-        return 0 if g["help"] else 1
     verb, rest = g.args[0], g.args[1:]
-    entry = VERBS.get(verb)
-    if entry is None:
-        logger.fatal(f"No help topic for '{verb}'")
-        return 1
+    if verb in ("help", "h"):
+        return _help_command(rest)
+    if verb not in VERBS:
+        return _no_topic(verb)
     ctx = Context(root=g["root"], systemd_cgroup=g["systemd-cgroup"], rootless=g["rootless"],
                   cgroup_manager=g["cgroup-manager"], debug=g["debug"], command=verb)
     if g["cgroup-manager"] == "systemd":
@@ -123,32 +140,46 @@ def main(argv: list[str] | None = None) -> int:
     if verb in _PLACES_PROCESSES:
         from ocirt.cgroups import warmup
         warmup.start()
+    module = None
     try:
-        name = f"ocirt.cli.{entry[0]}"
-        __import__(name)            # importlib itself would cost an import (and warnings)
-        module = sys.modules[name]
-        parsed = fl.parse(rest, module.FLAGS, verb)
+        module = _module(verb)
+        parsed = fl.parse(rest, module.FLAGS, verb, reorder=verb not in _KEEPS_ARG_ORDER)
         if parsed.get("help"):
-            sys.stdout.write(command_usage(verb, module))
+            sys.stdout.write(_command_help(verb, module))
             return 0
         return module.run(ctx, parsed) or 0
-    except OcirtError as e:
+    except fl.FlagError as e:
+        sys.stdout.write(f"Incorrect Usage: {e}\n\n" + _command_help(verb, module))
         logger.fatal(e.message)
+        return 1
+    except fl.ArgCountError as e:
+        sys.stdout.write("Incorrect Usage.\n\n" + _command_help(verb, module))
+        logger.fatal(e.message)
+        return 1
+    except OcirtError as e:
+        logger.fatal(_failed(verb, e.message))
         return e.exit_code
     except KeyboardInterrupt:
         return 130
     except OSError as e:
-        logger.fatal(_os_message(e))
+        logger.fatal(_failed(verb, os_message(e)))
         return 1
     except Exception as e:  # noqa: BLE001 - a bug, but managers still need their one error line
         if g["debug"]:
             import traceback
             traceback.print_exc()
-        logger.fatal(f"internal error: {type(e).__name__}: {e}")
+        logger.fatal(_failed(verb, f"internal error: {type(e).__name__}: {e}"))
         return 1
 
 
-def _os_message(e: OSError) -> str:
+def _failed(verb: str, message: str) -> str:
+    """runc's words for a failed create or run ("runc create failed: ...")."""
+    if verb in ("create", "run"):
+        return f"ocirt {verb} failed: {message}"
+    return message
+
+
+def os_message(e: OSError) -> str:
     text = e.strerror or str(e)
     if e.filename is not None and str(e.filename) not in text:
         return f"{e.filename}: {text}"

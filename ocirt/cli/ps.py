@@ -6,20 +6,19 @@ import sys
 
 from ocirt.cli import common
 from ocirt.cli.flags import Flag, need_args
-from ocirt.errors import UsageError
+from ocirt.errors import OcirtError
 
-USAGE = "<container-id> [ps options]"
 FLAGS = [Flag("format", "str", "table", aliases=("f",), help="select one of: table or json"),
          common.HELP]
 
 
 def run(ctx, parsed) -> int:
-    need_args(parsed, "ps", minimum=1, usage=USAGE)
-    fmt = parsed["format"]
-    if fmt not in ("table", "json"):
-        raise UsageError(f"invalid format option: {fmt}")
+    need_args(parsed, "ps", minimum=1)
     from ocirt.lifecycle import ps
     pids = ps.pids(common.store(ctx), parsed.args[0])
+    fmt = parsed["format"]
+    if fmt not in ("table", "json"):
+        raise OcirtError("invalid format option")
     if fmt == "json":
         import json
         sys.stdout.write(json.dumps(pids or None) + "\n")  # Go encodes an empty slice as null

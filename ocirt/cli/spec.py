@@ -4,20 +4,20 @@ import json
 import os
 
 from ocirt.cli import common
-from ocirt.cli.flags import Flag
-from ocirt.errors import OcirtError, UsageError
+from ocirt.cli.flags import Flag, need_args
+from ocirt.errors import OcirtError
 
-USAGE = ""
 FLAGS = [Flag("bundle", "str", "", aliases=("b",), help="path to the root of the bundle directory"),
          Flag("rootless", "bool", False, help="generate a configuration for a rootless container"),
          common.HELP]
 
 
 def run(ctx, parsed) -> int:
-    if parsed.args:
-        raise UsageError('"spec" requires exactly 0 arguments')
+    need_args(parsed, "spec", exact=0)
     from ocirt.config.defaults import default_spec
     bundle = parsed["bundle"] or "."
+    if not os.path.isdir(bundle):
+        raise OcirtError(f"chdir {bundle}: no such file or directory")
     path = os.path.join(bundle, "config.json")
     if os.path.exists(path):
         raise OcirtError("File config.json exists. Remove it first")

@@ -10,19 +10,18 @@ from ocirt.cli import common
 from ocirt.cli.flags import Flag, need_args
 from ocirt.errors import UsageError
 
-USAGE = "<container-id>"
 FLAGS = [
     Flag("resources", "str", "", aliases=("r",), help="path to the file containing the resources to update or '-' to read from the standard input"),
     Flag("blkio-weight", "int", None, help="specifies per cgroup weight, range is from 10 to 1000"),
-    Flag("cpu-period", "int", None, help="CPU CFS period to be used for hardcapping (in usecs). 0 to use system default"),
-    Flag("cpu-quota", "int", None, help="CPU CFS hardcap limit (in usecs). Allowed cpu time in a given period"),
-    Flag("cpu-burst", "int", None, help="CPU CFS hardcap burst limit (in usecs). Allowed accumulated cpu time additionally for burst a given period"),
-    Flag("cpu-share", "int", None, aliases=("cpu-shares",), help="CPU shares (relative weight vs. other containers)"),
-    Flag("cpu-rt-period", "int", None, help="CPU realtime period to be used for hardcapping (in usecs). 0 to use system default"),
-    Flag("cpu-rt-runtime", "int", None, help="CPU realtime hardcap limit (in usecs). Allowed cpu time in a given period"),
+    Flag("cpu-period", "str", None, help="CPU CFS period to be used for hardcapping (in usecs). 0 to use system default"),
+    Flag("cpu-quota", "str", None, help="CPU CFS hardcap limit (in usecs). Allowed cpu time in a given period"),
+    Flag("cpu-burst", "str", None, help="CPU CFS hardcap burst limit (in usecs). Allowed accumulated cpu time additionally for burst a given period"),
+    Flag("cpu-share", "str", None, aliases=("cpu-shares",), help="CPU shares (relative weight vs. other containers)"),
+    Flag("cpu-rt-period", "str", None, help="CPU realtime period to be used for hardcapping (in usecs). 0 to use system default"),
+    Flag("cpu-rt-runtime", "str", None, help="CPU realtime hardcap limit (in usecs). Allowed cpu time in a given period"),
     Flag("cpuset-cpus", "str", None, help="CPU(s) to use"),
     Flag("cpuset-mems", "str", None, help="Memory node(s) to use"),
-    Flag("cpu-idle", "int", None, help="set cgroup SCHED_IDLE or not, 0: default behavior, 1: SCHED_IDLE"),
+    Flag("cpu-idle", "str", None, help="set cgroup SCHED_IDLE or not, 0: default behavior, 1: SCHED_IDLE"),
     Flag("memory", "str", None, help="Memory limit (in bytes)"),
     Flag("memory-reservation", "str", None, help="Memory reservation or soft_limit (in bytes)"),
     Flag("memory-swap", "str", None, help="Total memory usage (memory + swap); set '-1' to enable unlimited swap"),
@@ -45,6 +44,9 @@ _FIELDS = [
     ("memory-swap", "memory", "swap"), ("pids-limit", "pids", "limit"),
 ]
 _MEMORY_FLAGS = {"memory", "memory-reservation", "memory-swap"}
+# String flags in runc, parsed by its update command with strconv (and its error words).
+_UINT_FLAGS = {"cpu-period", "cpu-share", "cpu-burst", "cpu-rt-period"}
+_INT_FLAGS = {"cpu-quota", "cpu-rt-runtime", "cpu-idle"}
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 _SIZE = re.compile(r"(\d+(?:\.\d+)?) ?([kmgtp]?)i?b?\Z", re.IGNORECASE)
 
@@ -59,6 +61,20 @@ def ram_in_bytes(text: str) -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
+def _strconv(flag: str, text: str, signed: bool) -> int:
+    """Go's strconv.ParseInt / ParseUint(text, 10, 64), with runc's message on failure."""
+    fn = "ParseInt" if signed else "ParseUint"
+    digits = text[1:] if signed and text[:1] in ("+", "-") else text
+    if not (digits.isdigit() and digits.isascii()):
+        why = "invalid syntax"
+    else:
+        n = int(text)
+        if (-(1 << 63) <= n < 1 << 63) if signed else n < 1 << 64:
+            return n
+        why = "value out of range"
+    raise UsageError(f'invalid value for {flag}: strconv.{fn}: parsing "{text}": {why}')
+
+
 def resources_from(parsed) -> dict:
     path = parsed["resources"]
     if path:
@@ -70,6 +86,8 @@ def resources_from(parsed) -> dict:
                 with open(path, "rb") as f:
                     data = f.read()
             r = json.loads(data)
+        except OSError as e:
+            raise UsageError(f"open {path}: {(e.strerror or str(e)).lower()}") from None
         except ValueError as e:
             raise UsageError(f"decoding resources: {e}") from None
         if not isinstance(r, dict):
@@ -89,12 +107,14 @@ def resources_from(parsed) -> dict:
                 v = ram_in_bytes(v)
             except ValueError as e:
                 raise UsageError(f"invalid value for {flag}: {e}") from None
+        elif flag in _UINT_FLAGS or flag in _INT_FLAGS:
+            v = _strconv(flag, v, signed=flag in _INT_FLAGS)
         r.setdefault(obj, {})[field] = v
     return r
 
 
 def run(ctx, parsed) -> int:
-    need_args(parsed, "update", exact=1, usage=USAGE)
+    need_args(parsed, "update", exact=1)
     # runc checks these whatever else is given; ocirt has no Intel RDT support at all.
     if parsed["l3-cache-schema"]:
         raise UsageError("Intel RDT/CAT: l3 cache schema is not enabled (ocirt does not "

@@ -10,6 +10,7 @@ import os
 
 from ocirt.errors import SetupError
 from ocirt.linux import syscalls as sc
+from ocirt.log import logger
 
 FLAGS = {
     "user": sc.CLONE_NEWUSER,
@@ -58,6 +59,7 @@ def open_for_join(join: dict[str, str]) -> list[tuple[str, int]]:
 
 def join_all(fds: list[tuple[str, int]]) -> None:
     for kind, fd in fds:
+        logger.debug("nsexec: joining the %s namespace", kind)
         try:
             sc.setns(fd, FLAGS[kind])
         except OSError as e:

@@ -14,6 +14,7 @@ import os
 from ocirt.errors import SetupError
 from ocirt.init import standard
 from ocirt.linux import syscalls as sc
+from ocirt.log import logger
 from ocirt.spawn.sync import Sync
 
 
@@ -35,6 +36,8 @@ def intermediate(launch: ExecLaunch, sync: Sync) -> None:
     try:
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
         sync.expect("cgroup")
+        logger.debug("=> nsexec container setup: joining the namespaces of the init (%#x)",
+                     launch.ns_flags)
         sc.setns(launch.init_pidfd, launch.ns_flags)
         os.close(launch.init_pidfd)
         if launch.root_fd is not None:
@@ -60,6 +63,7 @@ def _child(launch: ExecLaunch, sync: Sync) -> None:
 
 def _exec(launch: ExecLaunch, sync: Sync) -> None:
     from ocirt.process import security
+    logger.debug("setns_init: child process in init(): in the container")
     process = launch.process
     os.setsid()
     if process.get("terminal"):
@@ -73,6 +77,7 @@ def _exec(launch: ExecLaunch, sync: Sync) -> None:
     security.apply_caps(prep)
     keep = {0, 1, 2, sync.fileno()}
     keep.update(range(3, 3 + launch.preserve_fds))
+    keep.update(logger.child_fds())
     standard.close_fds_except(keep)
     for fd in range(3, 3 + launch.preserve_fds):
         os.set_inheritable(fd, True)
@@ -82,6 +87,7 @@ def _exec(launch: ExecLaunch, sync: Sync) -> None:
         # must allow sendmsg, as with runc).
         sync.send("listener", fds=[listener])
         os.close(listener)
+    logger.debug("setns_init: about to exec %s", path)
     os.execve(path, process["args"], env)
 
 

@@ -19,6 +19,7 @@ from ocirt import hooks, net
 from ocirt.errors import OcirtError, SetupError
 from ocirt.init import namespaces as nsmod
 from ocirt.linux import syscalls as sc
+from ocirt.log import logger
 from ocirt.spawn.sync import Sync
 
 
@@ -80,6 +81,8 @@ def intermediate(launch: Launch, sync: Sync) -> None:
         # process must not ptrace us or read our /proc entries.
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
         opener = _mount_source_opener(launch)
+        logger.debug("=> nsexec container setup: creating namespaces %s",
+                     ",".join(sorted(launch.new_ns)))
         nsmod.join_all(launch.join_fds)
         if "user" in launch.new_ns:
             sc.unshare(sc.CLONE_NEWUSER)
@@ -104,6 +107,7 @@ def intermediate(launch: Launch, sync: Sync) -> None:
         pid = os.fork()
         if pid == 0:
             init(launch, sync)
+        logger.debug("<= nsexec container setup: init process %d", pid)
         sync.send("pid", pid=pid)
     except BaseException as e:  # noqa: BLE001 - a forked child must never unwind
         _fail(sync, e)
@@ -142,6 +146,7 @@ def _write_time_offsets(offsets: dict) -> None:
 # --- C2: the init -----------------------------------------------------------------------
 
 def init(launch: Launch, sync: Sync) -> None:
+    logger.debug("init: child process in init(): setting up the container")
     try:
         _setup(launch, sync)
     except BaseException as e:  # noqa: BLE001
@@ -195,6 +200,8 @@ def _setup(launch: Launch, sync: Sync) -> None:
                                   config.get("annotations")))
 
     rootfs.apply_sysctl(launch.rootfs_plan)
+    logger.debug("init: jailing into %s (%s)", launch.rootfs_plan.rootfs,
+                 "no pivot" if launch.no_pivot else "pivot_root")
     rootfs.pivot(launch.rootfs_plan, launch.no_pivot)
     if process and process.get("terminal"):
         # As runc: after pivot_root (the container's devpts) and before finalize may make
@@ -234,6 +241,7 @@ def _setup(launch: Launch, sync: Sync) -> None:
     _release_answer(b"0")
     if listener is None:
         security.apply_seccomp(prep)
+    logger.debug("init: about to exec %s", path)
     try:
         os.execve(path, process["args"], env)
     except OSError as e:
@@ -250,12 +258,14 @@ def _announce_and_wait(launch: Launch, sync: Sync, prep: object,
     global _fifo_write_fd
     keep = {0, 1, 2, launch.fifo_fd, sync.fileno()}
     keep.update(range(3, 3 + launch.preserve_fds))
+    keep.update(logger.child_fds())
     if listener is not None:
         keep.add(listener)
     close_fds_except(keep)
     for fd in range(3, 3 + launch.preserve_fds):
         os.set_inheritable(fd, True)
     warnings = list(getattr(prep, "warnings", None) or [])
+    logger.debug("init: closing the pipe to signal completion")
     sync.send("created", fds=[listener] if listener is not None else [], warnings=warnings)
     if listener is not None:
         os.close(listener)

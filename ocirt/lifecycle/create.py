@@ -145,6 +145,7 @@ def _check(store: Store, cid: str, opts: Options) -> _Checked:
     validate_id(cid)
     from ocirt.config.load import load_bundle
     bundle, config = load_bundle(opts.bundle)
+    logger.debug("config loaded: %s/config.json", bundle)
     from ocirt.config import support
     support.check(config)
     notify = False
@@ -286,6 +287,7 @@ def _spawn(cid: str, bundle: str, config: dict, plan: object, prep: object, new_
         standard.intermediate(launch, child)
         os._exit(1)
     undo.pids.append(pid1)
+    logger.debug("intermediate process %d started", pid1)
     child.close()
     os.close(fifo_fd)
     for _kind, fd in join_fds:
@@ -354,6 +356,7 @@ def _drive(cid: str, bundle: str, config: dict, sync: Sync, pid1: int, new_ns: s
             start = machine.start_time(init_pid)
             if start is None:
                 raise SetupError("container init exited during setup")
+            logger.debug("container %s created: init process %d", cid, init_pid)
             return init_pid, start
         elif kind == "error":
             raise SetupError(f"unable to start container process: {msg.get('message')}")

@@ -31,8 +31,12 @@ def _emit(event: dict) -> None:
     sys.stdout.flush()
 
 
-def _load(store: Store, cid: str):
+def _load(store: Store, cid: str, interval: float):
+    # runc's order: the container must exist, then the interval be valid (even with --stats),
+    # then the container be running.
     c = Container.load(store, cid)
+    if interval <= 0:
+        raise OcirtError("duration interval must be greater than 0")
     if c.status() == machine.STOPPED:
         raise OcirtError(f"container with id {cid} is not running")
     cg = c.cgroup()
@@ -41,15 +45,13 @@ def _load(store: Store, cid: str):
     return c, cg
 
 
-def stats_once(store: Store, cid: str) -> None:
-    _, cg = _load(store, cid)
+def stats_once(store: Store, cid: str, interval: float = 5.0) -> None:
+    _, cg = _load(store, cid, interval)
     _emit({"type": "stats", "id": cid, "data": cg.stats()})
 
 
 def stream(store: Store, cid: str, interval: float) -> None:
-    if interval <= 0:
-        raise OcirtError("duration interval must be greater than 0")
-    c, cg = _load(store, cid)
+    c, cg = _load(store, cid, interval)
     gc.freeze()     # the launcher turned the collector off for start-up (see foreground)
     gc.enable()     # a stream may run for days
     stop = []

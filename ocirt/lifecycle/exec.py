@@ -38,7 +38,7 @@ def execute(store: Store, cid: str, opts: ExecOptions) -> int:
     c = Container.load(store, cid)
     status = c.status()
     if status == machine.STOPPED:
-        raise ContainerNotRunning()
+        raise StateError("cannot exec in a stopped container")
     if status == machine.PAUSED and not opts.ignore_paused:
         raise StateError("cannot exec in a paused container (use --ignore-paused to override)")
     process = opts.process
@@ -100,9 +100,18 @@ def execute(store: Store, cid: str, opts: ExecOptions) -> int:
             os.close(root_fd)
         if console_sock is not None:
             console_sock.close()
+    from ocirt.log import logger
+    logger.debug("exec: process %d started in container %s", pid, cid)
     if opts.pid_file:
         from ocirt.lifecycle.create import write_pid_file
-        write_pid_file(opts.pid_file, pid)
+        try:
+            write_pid_file(opts.pid_file, pid)
+        except OSError:
+            # As runc: a process whose pid cannot be recorded is not left running.
+            if forwarder is not None:
+                forwarder.restore()
+            _kill(pid)
+            raise
     if opts.pidfd_socket:
         from ocirt.spawn import pidfd_socket
         pidfd_socket.send(opts.pidfd_socket, pid, "exec")
@@ -165,7 +174,8 @@ def _spawn(c: Container, launch: setns.ExecLaunch, opts: ExecOptions,
             if msg.get("type") != "listener":
                 break
             _send_listener(c, pid, fds)
-        raise ExecFailed(f"exec failed: {msg.get('message', 'unknown error')}")
+        raise ExecFailed(f"exec failed: unable to start container process: "
+                         f"{msg.get('message', 'unknown error')}")
     except SyncError as e:
         _kill(pid1, pid)
         raise ExecFailed(f"exec failed: {e}") from None

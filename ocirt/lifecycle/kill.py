@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ocirt.errors import ContainerNotRunning, UsageError
+from ocirt.errors import ContainerNotRunning, OcirtError, UsageError
 from ocirt.lifecycle.container import Container
 from ocirt.linux import signals
 from ocirt.state import machine
@@ -22,13 +22,19 @@ def kill(store: Store, cid: str, sig: int, all_processes: bool = False) -> None:
     with store.lock(cid):
         c = Container.load(store, cid)
         status = c.status()
-        if status not in (machine.CREATED, machine.RUNNING, machine.PAUSED):
-            raise ContainerNotRunning()
+        if not 0 <= sig <= signals.SIGRTMAX:
+            raise OcirtError("unable to signal init: invalid argument")
         if all_processes:
+            # As runc: every process left in the cgroup, whatever the init's status; a
+            # stopped container whose cgroup is empty (or gone) is not an error.
             cg = c.cgroup()
             if cg is not None:
                 cg.kill_all(sig)
                 return
+            if status == machine.STOPPED:
+                return
+        if status not in (machine.CREATED, machine.RUNNING, machine.PAUSED):
+            raise ContainerNotRunning()
         signal_init(c, sig)
 
 
@@ -44,5 +50,7 @@ def signal_init(c: Container, sig: int) -> None:
         signals.pidfd_send_signal(fd, sig)
     except ProcessLookupError:
         raise ContainerNotRunning() from None
+    except OSError as e:
+        raise OcirtError(f"unable to signal init: {e.strerror.lower()}") from None
     finally:
         os.close(fd)

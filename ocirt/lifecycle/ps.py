@@ -29,7 +29,7 @@ def table(wanted: list[int], ps_args: list[str]) -> str:
         raise OcirtError(f"ps: {e.strerror}") from None
     out = p.stdout.decode(errors="replace")
     if p.returncode != 0:
-        raise OcirtError(f"ps exited with status {p.returncode}: {out.strip()}")
+        raise OcirtError(f"exit status {p.returncode}: {out}")
     lines = out.split("\n")
     header = lines[0].split()
     if "PID" not in header:

@@ -38,6 +38,8 @@ def run(store: Store, cid: str, opts: create_mod.Options, detach: bool = False,
         return 0
 
     status = foreground.wait(pid, master, forwarder)
+    from ocirt.log import logger
+    logger.debug("process %d exited: status %d", pid, status)
     if not keep:
         _cleanup(store, cid)
     return status

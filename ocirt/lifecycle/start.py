@@ -10,6 +10,7 @@ from ocirt import hooks
 from ocirt.errors import SetupError, StateError
 from ocirt.lifecycle.container import Container
 from ocirt.linux import signals
+from ocirt.log import logger
 from ocirt.state import machine
 from ocirt.state.store import FIFO_NAME, Store
 
@@ -81,6 +82,7 @@ def release(c: Container) -> None:
         os.unlink(fifo)
         os.close(rfd)
     if answer[:1] == b"0":
+        logger.debug("start: init process %d released through the exec fifo", c.pid)
         return
     if answer[:1] == b"E":
         raise SetupError(answer[1:].decode(errors="replace"))

@@ -41,14 +41,14 @@ def install(signum: int, handler) -> None:
 
 
 def parse(text: str) -> int:
-    """runc's signal syntax: a number, or a name with or without SIG (KILL, SIGKILL,
-    SIGRTMIN+3). Raises ValueError."""
+    """runc's signal syntax: a number (any, as runc), or a name with or without SIG (KILL,
+    SIGKILL, SIGRTMIN+3). Raises ValueError."""
     t = text.strip()
-    if t.isdigit():
-        n = int(t)
-        if 0 < n <= SIGRTMAX:
-            return n
-        raise ValueError(text)
+    digits = t[1:] if t[:1] in ("+", "-") else t
+    if digits.isdigit() and digits.isascii():
+        # Any number, as runc's strconv.Atoi: 0 probes the process, and the kernel is the
+        # judge of the rest (EINVAL).
+        return int(t)
     name = t.upper()
     if not name.startswith("SIG"):
         name = "SIG" + name

@@ -9,12 +9,15 @@ import stat
 from ocirt.errors import SecurityError, SetupError
 from ocirt.linux import pathrs
 from ocirt.linux import syscalls as sc
+from ocirt.log import logger
 from ocirt.rootfs import attach, cgroupfs, copyup, mountpoint
 from ocirt.rootfs.plan import Mount, Plan, proc_rule
 
 
 def mount_all(plan: Plan) -> None:
     for m in plan.mounts:
+        logger.debug("init: %s: mounting %s on %s (%s)", m.where, m.source or m.fstype,
+                     m.destination, m.fstype or "bind")
         if m.kind == "cgroup":
             if plan.rt.before_cgroup is not None:
                 plan.rt.before_cgroup()

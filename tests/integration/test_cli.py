@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 
 def test_version_names_ocirt_and_the_spec(ocirt):
@@ -10,8 +11,9 @@ def test_version_names_ocirt_and_the_spec(ocirt):
     assert out.startswith("ocirt version ") and "spec: 1.3.0" in out
 
 
-def test_unknown_command_fails(ocirt):
-    assert ocirt("frobnicate").returncode == 1
+def test_unknown_command_fails_with_status_3_as_runc(ocirt):
+    p = ocirt("frobnicate")
+    assert p.returncode == 3 and b"No help topic for 'frobnicate'" in p.stderr
 
 
 def test_unknown_flag_fails_with_a_usage_error(ocirt):
@@ -53,4 +55,79 @@ def test_rootless_spec_has_a_user_namespace(ocirt, tmp_path):
 def test_systemd_cgroup_without_systemd_is_a_clear_error(ocirt, bundle, cid):
     p = ocirt("create", "--bundle", str(bundle.path), cid, global_args=("--systemd-cgroup",))
     assert p.returncode == 1 and b"systemd" in p.stderr
+    assert ocirt.ids() == []
+
+
+# --- --debug ---------------------------------------------------------------------------
+
+def debug_run(ocirt, bundle, cid, *global_args: str):
+    log = bundle.path / "debug.log"
+    p = ocirt("run", "--bundle", str(bundle.path), cid,
+              global_args=("--debug", "--log", str(log), *global_args))
+    return p, log.read_text()
+
+
+def test_debug_names_every_setup_step(ocirt, bundle, cid):
+    bundle.config["hooks"] = {"prestart": [{"path": "/bin/true"}]}
+    bundle.args("true")
+    p, text = debug_run(ocirt, bundle, cid)
+    assert p.returncode == 0, p.stderr
+    for step in (f"config loaded: {bundle.path}/config.json",
+                 "nsexec container setup: creating namespaces ",
+                 "mounts[0]: mounting proc on /proc (proc)",
+                 "cgroup: creating ", "/cgroup.procs", "running prestart hook #0: /bin/true",
+                 "init: jailing into ", "init: closing the pipe to signal completion",
+                 "init: about to exec /bin/true", "exited: status 0"):
+        assert step in text, step
+
+
+def test_debug_lines_in_json_are_one_object_each(ocirt, bundle, cid):
+    bundle.args("true")
+    p, text = debug_run(ocirt, bundle, cid, "--log-format", "json")
+    assert p.returncode == 0, p.stderr
+    entries = [json.loads(line) for line in text.splitlines()]
+    assert entries and all(e["level"] == "debug" and e["msg"] and e["time"] for e in entries)
+
+
+def test_a_failing_create_with_debug_ends_with_its_one_error(ocirt, bundle, cid):
+    bundle.args("/no/such/binary")
+    log = bundle.path / "debug.log"
+    p = ocirt("create", "--bundle", str(bundle.path), cid,
+              global_args=("--debug", "--log", str(log), "--log-format", "json"))
+    assert p.returncode == 1
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e["level"] for e in entries].count("error") == 1
+    assert entries[-1]["level"] == "error" and "/no/such/binary" in entries[-1]["msg"]
+    assert any("child process in init()" in e["msg"] for e in entries)
+
+
+def test_without_debug_a_run_writes_no_log_line(ocirt, bundle, cid):
+    bundle.args("true")
+    p = ocirt("run", "--bundle", str(bundle.path), cid)
+    assert p.returncode == 0 and p.stderr == b""
+
+
+def test_the_debug_log_never_reaches_the_container_process(ocirt, bundle, cid):
+    bundle.args("sleep", "100")
+    log = bundle.path / "debug.log"
+    ocirt.ok("run", "--detach", "--bundle", str(bundle.path), cid,
+             global_args=("--debug", "--log", str(log)))
+    pid = ocirt.state(cid)["pid"]
+    fds = {fd: os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+    assert sorted(fds) == ["0", "1", "2"], fds
+    assert str(log) not in fds.values()
+    assert "init: about to exec /bin/sleep" in log.read_text()
+
+
+def test_checkpoint_takes_runcs_flags_and_fails_clearly(ocirt, bundle, cid):
+    bundle.args("sleep", "100")
+    ocirt.ok("run", "--detach", "--bundle", str(bundle.path), cid)
+    p = ocirt("checkpoint", "--image-path", "/tmp/img", "--leave-running", cid)
+    assert p.returncode == 1 and b"not supported: ocirt has no CRIU support" in p.stderr
+    assert ocirt.state(cid)["status"] == "running"
+
+
+def test_restore_takes_runcs_flags_and_fails_clearly(ocirt, bundle, cid):
+    p = ocirt("restore", "--image-path", "/tmp/img", "--bundle", str(bundle.path), "-d", cid)
+    assert p.returncode == 1 and b"not supported: ocirt has no CRIU support" in p.stderr
     assert ocirt.ids() == []

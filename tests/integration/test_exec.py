@@ -107,9 +107,9 @@ def test_exec_into_a_paused_container_needs_ignore_paused(ocirt, running):
         ocirt.ok("resume", running)
 
 
-def test_exec_into_an_unknown_container_fails(ocirt):
+def test_exec_into_an_unknown_container_fails_with_255(ocirt):
     p = ocirt("exec", "nope", "true")
-    assert p.returncode == 1 and b"container does not exist" in p.stderr
+    assert p.returncode == 255 and b"exec failed: container does not exist" in p.stderr
 
 
 def test_exec_hands_a_notify_listener_to_the_seccomp_agent(ocirt, bundle, cid, tmp_path):

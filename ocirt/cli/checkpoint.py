@@ -1,0 +1,36 @@
+"""checkpoint: runc's flags, so scripts and managers get a clear answer: ocirt has no CRIU
+support."""
+
+from __future__ import annotations
+
+from ocirt.cli import common
+from ocirt.cli.flags import Flag, need_args
+from ocirt.errors import OcirtError
+
+FLAGS = [
+    Flag("image-path", "str", "", help="path for saving criu image files"),
+    Flag("work-path", "str", "", help="path for saving work files and logs"),
+    Flag("parent-path", "str", "", help="path for previous criu image files in pre-dump"),
+    Flag("leave-running", "bool", False, help="leave the process running after checkpointing"),
+    Flag("tcp-established", "bool", False, help="allow open tcp connections"),
+    Flag("ext-unix-sk", "bool", False, help="allow external unix sockets"),
+    Flag("shell-job", "bool", False, help="allow shell jobs"),
+    Flag("lazy-pages", "bool", False, help="use userfaultfd to lazily restore memory pages"),
+    Flag("status-fd", "int", -1, help="criu writes \\0 to this FD once lazy-pages is ready"),
+    Flag("page-server", "str", "", help="ADDRESS:PORT of the page server"),
+    Flag("file-locks", "bool", False, help="handle file locks, for safety"),
+    Flag("pre-dump", "bool", False, help="dump container's memory information only, leave the container running after this"),
+    Flag("manage-cgroups-mode", "str", "", help="cgroups mode: 'soft' (default), 'full' and 'strict'"),
+    Flag("empty-ns", "list", [], help="create a namespace, but don't restore its properties"),
+    Flag("auto-dedup", "bool", False, help="enable auto deduplication of memory images"),
+    common.HELP,
+]
+
+NOT_SUPPORTED = "checkpoint and restore are not supported: ocirt has no CRIU support"
+
+
+def run(ctx, parsed) -> int:
+    need_args(parsed, ctx.command, exact=1)
+    from ocirt.lifecycle.container import Container
+    Container.load(common.store(ctx), parsed.args[0])   # runc's error for an unknown id first
+    raise OcirtError(NOT_SUPPORTED)
