@@ -32,8 +32,8 @@ PODMAN_RUN_ARGS = ["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32
 def runtimes() -> dict[str, str]:
     """name -> binary. podman names a runtime after the binary's basename, and passes the
     JSON log flags only to names it knows (see containers.conf below), so ocirt is used through
-    a path ending in /ocirt."""
-    ocirt = "/usr/local/bin/ocirt"
+    a path ending in /ocirt. OCIRT_BIN (as for the other tests) names the ocirt under test."""
+    ocirt = os.environ.get("OCIRT_BIN") or "/usr/local/bin/ocirt"
     if not os.path.exists(ocirt):
         ocirt = str(REPO / "hack" / "ocirt")
     found = {"ocirt": ocirt, "runc": shutil.which("runc") or "/usr/sbin/runc"}
