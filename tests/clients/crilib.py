@@ -301,17 +301,21 @@ class Pod:
         """The sandbox (pause) process, from the verbose status."""
         return json.loads(self.status(verbose=True).info["info"])["pid"]
 
-    def create(self, name: str, command: list[str], *, mounts=(), privileged: bool = False) -> str:
+    def create(self, name: str, command: list[str], *, mounts=(), resources=None,
+               **security) -> str:
+        """PullImage, then CreateContainer; security: LinuxContainerSecurityContext fields,
+        resources: a LinuxContainerResources."""
         pb = self.pb
         self.cri.images.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=IMAGE),
                                                       sandbox_config=self.config), timeout=60)
+        # The kubelet's default for pods: a PID namespace per container.
+        security.setdefault("namespace_options", pb.NamespaceOption(pid=pb.CONTAINER))
         config = pb.ContainerConfig(
             metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image=IMAGE),
             command=command, log_path=f"{name}/0.log", mounts=list(mounts),
-            linux=pb.LinuxContainerConfig(security_context=pb.LinuxContainerSecurityContext(
-                privileged=privileged,
-                # The kubelet's default for pods: a PID namespace per container.
-                namespace_options=pb.NamespaceOption(pid=pb.CONTAINER))))
+            linux=pb.LinuxContainerConfig(
+                resources=resources,
+                security_context=pb.LinuxContainerSecurityContext(**security)))
         return self.cri.runtime.CreateContainer(pb.CreateContainerRequest(
             pod_sandbox_id=self.id, config=config, sandbox_config=self.config),
             timeout=60).container_id
@@ -338,13 +342,18 @@ class Pod:
         return wait_until(lambda: (s := self.container_status(cid).status).state == exited
                           and s, timeout=20)
 
-    def exec_sync(self, cid: str, cmd: list[str]):
+    def exec_sync(self, cid: str, cmd: list[str], timeout: int = 20):
         return self.cri.runtime.ExecSync(
-            self.pb.ExecSyncRequest(container_id=cid, cmd=cmd, timeout=20), timeout=30)
+            self.pb.ExecSyncRequest(container_id=cid, cmd=cmd, timeout=timeout),
+            timeout=timeout + 10)
 
     def exec_url(self, cid: str, cmd: list[str]) -> str:
         return self.cri.runtime.Exec(self.pb.ExecRequest(
             container_id=cid, cmd=cmd, stdout=True, stderr=True), timeout=30).url
+
+    def update_resources(self, cid: str, resources) -> None:
+        self.cri.runtime.UpdateContainerResources(self.pb.UpdateContainerResourcesRequest(
+            container_id=cid, linux=resources), timeout=60)
 
     def stop_container(self, cid: str, timeout: int) -> None:
         self.cri.runtime.StopContainer(

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from pathlib import Path
 
 import pytest
 
 import clientlib
 import crilib
 from crilib import Pod
+from ocirt_testlib import cgroup_dirs, pids_with_cmdline, read_cgroup_file
 
 grpc = pytest.importorskip("grpc", reason="grpcio (setup.cfg's test extra)")
 
@@ -52,6 +54,15 @@ def ns(pid: int, kind: str) -> str:
 def cgroup_of(pid: int) -> str:
     with open(f"/proc/{pid}/cgroup") as f:
         return f.read()
+
+
+def cgroup_file(pid: int, controller: str, name: str) -> str:
+    return read_cgroup_file(cgroup_dirs(pid)[controller], name)
+
+
+def proc_status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {k: v.strip() for k, _, v in (line.partition(":") for line in lines)}
 
 
 def test_cri_speaks_runtime_v1(cri_node):
@@ -130,6 +141,61 @@ def test_streaming_exec_through_the_returned_url(pods):
     assert (stdout, crilib.exit_code_of(status)) == (b"exec\n", 0)
 
 
+def test_exec_sync_past_its_timeout_fails_and_kills_the_command(pods):
+    # The kubelet's exec probes: a command running past the timeout is an error, and is killed.
+    pod = pods("probe")
+    cid = pod.run("app", LOOP)
+    with pytest.raises(grpc.RpcError) as e:
+        pod.exec_sync(cid, ["sleep", "987654"], timeout=1)
+    assert "timeout" in e.value.details(), e.value.details()
+    assert clientlib.wait_until(lambda: not pids_with_cmdline("sleep\0" "987654\0"))
+
+
+def test_failed_start_reports_the_runtime_error(pods):
+    pod = pods("badcmd")
+    cid = pod.create("app", ["/nonexistent"])
+    with pytest.raises(grpc.RpcError) as e:
+        pod.start(cid)
+    assert "/nonexistent" in e.value.details(), e.value.details()
+    assert "no such file or directory" in e.value.details(), e.value.details()
+    st = pod.container_status(cid).status
+    assert (st.state, st.reason) == (pod.pb.CONTAINER_EXITED, "StartError"), st
+    assert "no such file or directory" in st.message
+
+
+def test_security_context_reaches_the_process(pods):
+    pod = pods("secctx")
+    pb = pod.pb
+    cid = pod.run("app", LOOP, run_as_user=pb.Int64Value(value=1000),
+                  run_as_group=pb.Int64Value(value=1000), readonly_rootfs=True,
+                  no_new_privs=True, capabilities=pb.Capability(
+                      drop_capabilities=["ALL"], add_capabilities=["NET_BIND_SERVICE"]),
+                  seccomp=pb.SecurityProfile(profile_type=pb.SecurityProfile.RuntimeDefault))
+    status = proc_status(pod.container_pid(cid))
+    assert status["Uid"].split() == ["1000"] * 4 and status["Gid"].split() == ["1000"] * 4
+    assert (status["NoNewPrivs"], status["Seccomp"]) == ("1", "2")
+    assert int(status["CapBnd"], 16) == 1 << 10  # CAP_NET_BIND_SERVICE alone
+    r = pod.exec_sync(cid, ["sh", "-c", "id -u; touch /probe"])
+    assert r.stdout == b"1000\n" and r.exit_code != 0
+    assert b"Read-only file system" in r.stderr, r
+
+
+def test_resources_reach_the_cgroup_and_update(pods):
+    pod = pods("resources")
+    pb = pod.pb
+    cid = pod.run("app", LOOP, resources=pb.LinuxContainerResources(
+        cpu_period=100000, cpu_quota=50000, cpu_shares=512, memory_limit_in_bytes=64 << 20))
+    pid = pod.container_pid(cid)
+    assert cgroup_file(pid, "memory", "memory.limit_in_bytes") == str(64 << 20)
+    assert cgroup_file(pid, "cpu", "cpu.cfs_quota_us") == "50000"
+    assert cgroup_file(pid, "cpu", "cpu.shares") == "512"
+    pod.update_resources(cid, pb.LinuxContainerResources(
+        cpu_period=100000, cpu_quota=20000, cpu_shares=256, memory_limit_in_bytes=96 << 20))
+    assert cgroup_file(pid, "memory", "memory.limit_in_bytes") == str(96 << 20)
+    assert cgroup_file(pid, "cpu", "cpu.cfs_quota_us") == "20000"
+    assert cgroup_file(pid, "cpu", "cpu.shares") == "256"
+
+
 def test_stop_container_delivers_sigterm_and_reports_the_exit_code(pods):
     pod = pods("stop")
     cid = pod.run("app", ["sh", "-c", 'trap "exit 7" TERM; while :; do sleep 0.1; done'])
@@ -150,16 +216,14 @@ def test_removed_container_is_gone_from_cri_runtime_and_cgroups(pods):
     pod = pods("rm")
     cid = pod.run("app", LOOP)
     pid = pod.container_pid(cid)
-    cgroup_line = next(line for line in cgroup_of(pid).splitlines() if cid in line)
+    cgroups = cgroup_dirs(pid)
     pod.stop_container(cid, timeout=0)
     pod.remove_container(cid)
     with pytest.raises(grpc.RpcError) as e:
         pod.container_status(cid)
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
     assert crilib.runtime_state(pods.base, pods.handler, cid) is None
-    _, controllers, path = cgroup_line.split(":", 2)
-    hierarchy = controllers.split(",")[0].replace("name=", "") or "unified"
-    assert not os.path.exists(f"/sys/fs/cgroup/{hierarchy}{path}")
+    assert [d for d in cgroups.values() if os.path.exists(d)] == []
 
 
 def test_bidirectional_mount_reaches_the_host(pods):
