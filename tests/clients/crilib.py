@@ -276,7 +276,7 @@ class Pod:
     its order (pull, create, start; stop, remove; the pod last)."""
 
     def __init__(self, cri: Cri, handler: str, base: str, name: str,
-                 privileged: bool = False) -> None:
+                 privileged: bool = False, sysctls: dict[str, str] | None = None) -> None:
         self.cri, self.pb, self.handler = cri, cri.pb, handler
         self.uid = uuid.uuid4().hex[:12]
         self.log_dir = os.path.join(base, "logs", f"default_{name}_{self.uid}")
@@ -287,7 +287,8 @@ class Pod:
             hostname=name, log_directory=self.log_dir,
             linux=pb.LinuxPodSandboxConfig(
                 cgroup_parent=f"/{CGROUP_PARENT}/pod{self.uid}",
-                security_context=pb.LinuxSandboxSecurityContext(privileged=privileged)))
+                security_context=pb.LinuxSandboxSecurityContext(privileged=privileged),
+                sysctls=sysctls or {}))
         self.id = cri.runtime.RunPodSandbox(
             pb.RunPodSandboxRequest(config=self.config, runtime_handler=handler), timeout=60
         ).pod_sandbox_id
@@ -347,9 +348,11 @@ class Pod:
             self.pb.ExecSyncRequest(container_id=cid, cmd=cmd, timeout=timeout),
             timeout=timeout + 10)
 
-    def exec_url(self, cid: str, cmd: list[str]) -> str:
+    def exec_url(self, cid: str, cmd: list[str], tty: bool = False) -> str:
+        """A streaming exec. With a terminal: stdin too, as `kubectl exec -it` (containerd 1.6
+        passes no terminal output without it), and no stderr (the CRI refuses both)."""
         return self.cri.runtime.Exec(self.pb.ExecRequest(
-            container_id=cid, cmd=cmd, stdout=True, stderr=True), timeout=30).url
+            container_id=cid, cmd=cmd, tty=tty, stdin=tty, stdout=True, stderr=not tty), timeout=30).url
 
     def update_resources(self, cid: str, resources) -> None:
         self.cri.runtime.UpdateContainerResources(self.pb.UpdateContainerResourcesRequest(

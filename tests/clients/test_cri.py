@@ -28,8 +28,8 @@ class Pods:
         self.cri, self.base, self.handler = cri, daemon.base, handler
         self.made: list[Pod] = []
 
-    def __call__(self, name: str, privileged: bool = False) -> Pod:
-        pod = Pod(self.cri, self.handler, self.base, name, privileged=privileged)
+    def __call__(self, name: str, **kw) -> Pod:
+        pod = Pod(self.cri, self.handler, self.base, name, **kw)
         self.made.append(pod)
         return pod
 
@@ -115,6 +115,27 @@ def test_container_joins_the_pod_with_its_own_pid_namespace(pods):
     assert pod.status().status.network.ip in out
 
 
+def test_shared_process_namespace_shows_the_pause_process(pods):
+    # shareProcessNamespace: true, i.e. the pod's PID namespace (the sandbox's process is 1).
+    pod = pods("sharedpid")
+    cid = pod.run("app", LOOP, namespace_options=pod.pb.NamespaceOption(pid=pod.pb.POD))
+    assert ns(pod.container_pid(cid), "pid") == ns(pod.pid(), "pid")
+    r = pod.exec_sync(cid, ["cat", "/proc/1/cmdline"])
+    assert r.stdout == b"/bin/sleep\x001000000000\x00", r
+
+
+def test_pod_sysctls_apply_in_the_pod_namespaces_only(pods):
+    # Kubernetes' "safe" sysctls are per network or IPC namespace.
+    sysctls = {"net.ipv4.ip_unprivileged_port_start": "80", "kernel.shm_rmid_forced": "1"}
+    host = {k: Path("/proc/sys", k.replace(".", "/")).read_text() for k in sysctls}
+    pod = pods("sysctls", sysctls=sysctls)
+    cid = pod.run("app", LOOP)
+    for key, value in sysctls.items():
+        r = pod.exec_sync(cid, ["cat", "/proc/sys/" + key.replace(".", "/")])
+        assert r.stdout == f"{value}\n".encode(), (key, r)
+    assert host == {k: Path("/proc/sys", k.replace(".", "/")).read_text() for k in sysctls}
+
+
 def test_container_output_goes_to_the_cri_log(pods):
     pod = pods("logs")
     cid = pod.run("app", ["sh", "-c", "echo to-stdout; echo to-stderr >&2"])
@@ -194,6 +215,15 @@ def test_resources_reach_the_cgroup_and_update(pods):
     assert cgroup_file(pid, "memory", "memory.limit_in_bytes") == str(96 << 20)
     assert cgroup_file(pid, "cpu", "cpu.cfs_quota_us") == "20000"
     assert cgroup_file(pid, "cpu", "cpu.shares") == "256"
+
+
+def test_streaming_exec_with_a_terminal(pods):
+    pod = pods("exectty")
+    cid = pod.run("app", LOOP)
+    url = pod.exec_url(cid, ["sh", "-c", "tty; test -t 1 && echo is-a-tty; exit 5"], tty=True)
+    stdout, _, status = crilib.stream_exec(url)
+    assert crilib.exit_code_of(status) == 5, status
+    assert stdout.startswith(b"/dev/pts/") and b"is-a-tty\r\n" in stdout, stdout
 
 
 def test_stop_container_delivers_sigterm_and_reports_the_exit_code(pods):
