@@ -90,6 +90,7 @@ def cri_node():
     if not os.path.exists(os.path.join(crilib.CNI_PLUGINS_DIR, "bridge")):
         pytest.skip("no CNI plugins in /usr/lib/cni (Debian's containernetworking-plugins)")
     host_before = crilib.host_network_settings()
+    cni_state_existed = os.path.exists(crilib.CNI_STATE)
     netns_before = _netns()
     base = clientlib.new_base("ocirt-cri-")
     registry = daemon = cri = None
@@ -108,16 +109,22 @@ def cri_node():
             daemon.stop()
         if registry is not None:
             registry.stop()
-        cni_left = crilib.cni_leftovers()
-        crilib.remove_cni_state()
+        cni_left = daemon.network.leftovers() if daemon is not None else []
+        if daemon is not None:
+            daemon.network.remove(remove_cache_dirs=not cni_state_existed)
+        host_after = crilib.host_network_settings()
+        crilib.restore_host_network(host_before)
         clientlib.remove_tree(base)
-        clientlib.remove_empty_cgroups(crilib.CGROUP_PARENT)  # the pods' parents
+        cgroups_left = []
+        if daemon is not None:
+            clientlib.remove_empty_cgroups(daemon.cgroup_parent)  # the pods' parents
+            cgroups_left = cgroup_dirs_named(daemon.cgroup_parent)
         assert not mounts_left, f"mounts left after the pods were removed: {mounts_left}"
         assert not cni_left, f"CNI state left behind: {cni_left}"
-        assert not cgroup_dirs_named(crilib.CGROUP_PARENT), "busy cgroups left behind"
+        assert not cgroups_left, f"busy cgroups left behind: {cgroups_left}"
         netns_left = _netns() - netns_before
         assert not netns_left, f"network namespaces left behind: {netns_left}"
-        assert crilib.host_network_settings() == host_before, "CNI changed the host's network"
+        assert host_after == host_before, "CNI changed the host's network"
 
 
 @pytest.fixture(params=["ocirt", "runc"])

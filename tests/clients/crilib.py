@@ -25,11 +25,9 @@ REGISTRY_NAME = "registry.ocirt.test"  # resolved only through the mirror config
 IMAGE = f"{REGISTRY_NAME}/busybox:test"
 PAUSE_IMAGE = f"{REGISTRY_NAME}/pause:test"
 HANDLERS = ("ocirt", "runc")
-CGROUP_PARENT = "ocirt-cri-test"
-CNI_NETWORK = "ocirt-cri-test"
-CNI_BRIDGE = "ocirtcri0"
 CNI_PLUGINS_DIR = "/usr/lib/cni"  # Debian's containernetworking-plugins
-CNI_CACHE = "/var/lib/cni/results"  # libcni's cache, not configurable in containerd 1.6
+CNI_STATE = "/var/lib/cni"  # libcni's cache (results/), not configurable in containerd 1.6
+CNI_CACHE = f"{CNI_STATE}/results"
 
 
 def load_api(out_dir: str):
@@ -68,30 +66,60 @@ def hosts_toml(registry: Registry) -> str:
 
 # --- CNI ------------------------------------------------------------------------------------
 
-def cni_conflist(base: str) -> dict:
+class CniNetwork:
     """A bridge network without gateway or masquerading (no forwarding, no iptables on the
-    host), addresses from host-local kept under base, plus loopback in the pod."""
-    return {
-        "cniVersion": "1.0.0", "name": CNI_NETWORK,
-        "plugins": [
-            {"type": "bridge", "bridge": CNI_BRIDGE, "isGateway": False, "ipMasq": False,
-             "ipam": {"type": "host-local", "dataDir": os.path.join(base, "cni", "ipam"),
-                      "ranges": [[{"subnet": "10.231.77.0/24"}]]}},
-            {"type": "loopback"},
-        ],
-    }
+    host), addresses from host-local kept under base, plus loopback in the pod. Its name,
+    bridge and subnet come from tag, so that test sessions side by side do not meet."""
 
+    PLUGINS = ("bridge", "host-local", "loopback")
 
-def write_cni(base: str) -> tuple[str, str]:
-    """(conf_dir, bin_dir) under base: the network and links to the plugins it uses."""
-    conf_dir = os.path.join(base, "cni", "net.d")
-    bin_dir = os.path.join(base, "cni", "bin")
-    os.makedirs(conf_dir)
-    os.makedirs(bin_dir)
-    for plugin in ("bridge", "host-local", "loopback"):
-        os.symlink(os.path.join(CNI_PLUGINS_DIR, plugin), os.path.join(bin_dir, plugin))
-    Path(conf_dir, "10-ocirt-cri-test.conflist").write_text(json.dumps(cni_conflist(base)))
-    return conf_dir, bin_dir
+    def __init__(self, base: str, tag: str) -> None:
+        self.base = base
+        self.name = f"ocirt-cri-{tag}"
+        self.bridge = f"ocirt{tag}"[:15]  # IFNAMSIZ
+        self.subnet = f"10.231.{int(tag[:2], 16)}.0/24"
+        self.conf_dir = os.path.join(base, "cni", "net.d")
+        self.bin_dir = os.path.join(base, "cni", "bin")
+
+    def conflist(self) -> dict:
+        return {
+            "cniVersion": "1.0.0", "name": self.name,
+            "plugins": [
+                {"type": "bridge", "bridge": self.bridge, "isGateway": False, "ipMasq": False,
+                 "ipam": {"type": "host-local", "dataDir": os.path.join(self.base, "cni", "ipam"),
+                          "ranges": [[{"subnet": self.subnet}]]}},
+                {"type": "loopback"},
+            ],
+        }
+
+    def write(self) -> None:
+        """The configuration, and links to the plugins it uses, under base."""
+        os.makedirs(self.conf_dir)
+        os.makedirs(self.bin_dir)
+        for plugin in self.PLUGINS:
+            os.symlink(os.path.join(CNI_PLUGINS_DIR, plugin), os.path.join(self.bin_dir, plugin))
+        Path(self.conf_dir, f"10-{self.name}.conflist").write_text(json.dumps(self.conflist()))
+
+    def leftovers(self) -> list[str]:
+        """libcni's cached results for this network: each goes with its pod's teardown."""
+        if not os.path.isdir(CNI_CACHE):
+            return []
+        return [os.path.join(CNI_CACHE, f) for f in os.listdir(CNI_CACHE)
+                if f.startswith(self.name + "-")]
+
+    def remove(self, remove_cache_dirs: bool) -> None:
+        """The bridge (the plugin keeps it for the next pod), any cached result left and,
+        when libcni created it for these tests, its cache directory."""
+        if os.path.exists(f"/sys/class/net/{self.bridge}"):
+            check(run(["ip", "link", "del", self.bridge]))
+        for path in self.leftovers():
+            os.unlink(path)
+        if remove_cache_dirs:
+            for d in (CNI_CACHE, CNI_STATE):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
 
 
 def host_network_settings() -> dict[str, str]:
@@ -109,20 +137,12 @@ def host_network_settings() -> dict[str, str]:
     return settings
 
 
-def cni_leftovers() -> list[str]:
-    """libcni's cached results for our network: each goes with the pod's network teardown."""
-    if not os.path.isdir(CNI_CACHE):
-        return []
-    return [os.path.join(CNI_CACHE, f) for f in os.listdir(CNI_CACHE)
-            if f.startswith(CNI_NETWORK + "-")]
-
-
-def remove_cni_state() -> None:
-    """The bridge (the plugin keeps it for the next pod) and any cached result left."""
-    if os.path.exists(f"/sys/class/net/{CNI_BRIDGE}"):
-        check(run(["ip", "link", "del", CNI_BRIDGE]))
-    for path in cni_leftovers():
-        os.unlink(path)
+def restore_host_network(before: dict[str, str]) -> None:
+    """Write back the forwarding settings host_network_settings() saw (iptables rules are
+    only compared: nothing here adds any)."""
+    for key, value in before.items():
+        if key.startswith("net/") and Path("/proc/sys", key).read_text() != value:
+            Path("/proc/sys", key).write_text(value)
 
 
 # --- containerd with the CRI plugin --------------------------------------------------------
@@ -161,15 +181,19 @@ class CriContainerd(Containerd):
     runc, each through io.containerd.runc.v2 with its own BinaryName and state root)."""
 
     def __init__(self, base: str, registry: Registry) -> None:
-        conf_dir, bin_dir = write_cni(base)
+        tag = os.urandom(3).hex()
+        self.cgroup_parent = f"ocirt-cri-{tag}"  # the pods' parent cgroup
+        self.network = CniNetwork(base, tag)
+        self.network.write()
         hosts = Path(base, "certs.d", REGISTRY_NAME)
         hosts.mkdir(parents=True)
         (hosts / "hosts.toml").write_text(hosts_toml(registry))
         handlers = "".join(RUNTIME_TOML.format(name=name, binary=runtimes()[name], base=base)
                            for name in HANDLERS)
         super().__init__(base, CRI_TOML.format(
-            pause=PAUSE_IMAGE, stream_port=free_port(), runtimes=handlers, cni_bin=bin_dir,
-            cni_conf=conf_dir, base=base), namespace="k8s.io")
+            pause=PAUSE_IMAGE, stream_port=free_port(), runtimes=handlers,
+            cni_bin=self.network.bin_dir, cni_conf=self.network.conf_dir, base=base),
+            namespace="k8s.io")
 
     def channel(self):
         import grpc
@@ -181,6 +205,7 @@ class Cri:
     made, so that cleanup() takes down whatever a failed test left behind."""
 
     def __init__(self, daemon: CriContainerd, api_dir: str) -> None:
+        self.daemon = daemon
         self.pb, grpc_stubs = load_api(api_dir)
         self.channel = daemon.channel()
         self.runtime = grpc_stubs.RuntimeServiceStub(self.channel)
@@ -275,18 +300,18 @@ class Pod:
     """One pod sandbox on one runtime handler, and its containers: the kubelet's calls, in
     its order (pull, create, start; stop, remove; the pod last)."""
 
-    def __init__(self, cri: Cri, handler: str, base: str, name: str,
-                 privileged: bool = False, sysctls: dict[str, str] | None = None) -> None:
+    def __init__(self, cri: Cri, handler: str, name: str, privileged: bool = False,
+                 sysctls: dict[str, str] | None = None) -> None:
         self.cri, self.pb, self.handler = cri, cri.pb, handler
         self.uid = uuid.uuid4().hex[:12]
-        self.log_dir = os.path.join(base, "logs", f"default_{name}_{self.uid}")
+        self.log_dir = os.path.join(cri.daemon.base, "logs", f"default_{name}_{self.uid}")
         os.makedirs(self.log_dir)
         pb = self.pb
         self.config = pb.PodSandboxConfig(
             metadata=pb.PodSandboxMetadata(name=name, uid=self.uid, namespace="default"),
             hostname=name, log_directory=self.log_dir,
             linux=pb.LinuxPodSandboxConfig(
-                cgroup_parent=f"/{CGROUP_PARENT}/pod{self.uid}",
+                cgroup_parent=f"/{cri.daemon.cgroup_parent}/pod{self.uid}",
                 security_context=pb.LinuxSandboxSecurityContext(privileged=privileged),
                 sysctls=sysctls or {}))
         self.id = cri.runtime.RunPodSandbox(

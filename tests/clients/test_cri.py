@@ -26,10 +26,11 @@ class Pods:
 
     def __init__(self, daemon: crilib.CriContainerd, cri: crilib.Cri, handler: str) -> None:
         self.cri, self.base, self.handler = cri, daemon.base, handler
+        self.network, self.cgroup_parent = daemon.network, daemon.cgroup_parent
         self.made: list[Pod] = []
 
     def __call__(self, name: str, **kw) -> Pod:
-        pod = Pod(self.cri, self.handler, self.base, name, **kw)
+        pod = Pod(self.cri, self.handler, name, **kw)
         self.made.append(pod)
         return pod
 
@@ -75,14 +76,14 @@ def test_pod_sandbox_runs_on_the_handler_in_its_own_namespaces(pods):
     pod = pods("sandbox")
     st = pod.status().status
     assert st.state == pod.pb.SANDBOX_READY and st.runtime_handler == pods.handler
-    assert ipaddress.ip_address(st.network.ip) in ipaddress.ip_network("10.231.77.0/24")
+    assert ipaddress.ip_address(st.network.ip) in ipaddress.ip_network(pods.network.subnet)
     # The handler's binary made it: its own state, in the root the shim gave it.
     pid = pod.pid()
     state = crilib.runtime_state(pods.base, pods.handler, pod.id)
     assert state["status"] == "running" and state["pid"] == pid
     for kind in ("net", "ipc", "uts", "pid", "mnt"):
         assert ns(pid, kind) != ns(os.getpid(), kind), kind
-    assert f"/{crilib.CGROUP_PARENT}/pod{pod.uid}/{pod.id}" in cgroup_of(pid)
+    assert f"/{pods.cgroup_parent}/pod{pod.uid}/{pod.id}" in cgroup_of(pid)
 
 
 def test_stopped_and_removed_pod_leaves_nothing(pods):
@@ -108,7 +109,7 @@ def test_container_joins_the_pod_with_its_own_pid_namespace(pods):
     for kind in ("net", "ipc", "uts"):
         assert ns(pid, kind) == ns(sandbox, kind), kind
     assert ns(pid, "pid") != ns(sandbox, "pid")
-    assert f"/{crilib.CGROUP_PARENT}/pod{pod.uid}/{cid}" in cgroup_of(pid)
+    assert f"/{pods.cgroup_parent}/pod{pod.uid}/{cid}" in cgroup_of(pid)
     r = pod.exec_sync(cid, ["sh", "-c", "hostname; ip -4 addr show eth0; echo $$"])
     out = r.stdout.decode()
     assert r.exit_code == 0 and out.startswith("shared\n"), r
