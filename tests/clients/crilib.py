@@ -24,6 +24,7 @@ PROTO = Path(__file__).with_name("cri_api.proto")
 REGISTRY_NAME = "registry.ocirt.test"  # resolved only through the mirror configuration
 IMAGE = f"{REGISTRY_NAME}/busybox:test"
 PAUSE_IMAGE = f"{REGISTRY_NAME}/pause:test"
+PAUSE_COMMAND = ["/bin/sleep", "1000000000"]  # the pause stand-in's entrypoint
 HANDLERS = ("ocirt", "runc")
 CNI_PLUGINS_DIR = "/usr/lib/cni"  # Debian's containernetworking-plugins
 CNI_STATE = "/var/lib/cni"  # libcni's cache (results/), not configurable in containerd 1.6
@@ -49,8 +50,7 @@ def load_api(out_dir: str):
 
 def push_images(base: str, registry: Registry) -> None:
     """The busybox image and a pause stand-in (busybox sleeping) into the registry."""
-    for name, fields in (("busybox", {}), ("pause", {"Entrypoint": ["/bin/sleep", "1000000000"],
-                                                     "Cmd": []})):
+    for name, fields in (("busybox", {}), ("pause", {"Entrypoint": PAUSE_COMMAND, "Cmd": []})):
         archive = docker_archive(Path(base) / f"{name}.tar", f"{name}:test", **fields)
         check(run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
                    f"docker-archive:{archive}", f"docker://{registry.host}/{name}:test"],
@@ -212,10 +212,6 @@ class Cri:
         self.images = grpc_stubs.ImageServiceStub(self.channel)
         self.pods: list[str] = []
 
-    def wait_ready(self, timeout: float = 30) -> None:
-        import grpc
-        grpc.channel_ready_future(self.channel).result(timeout=timeout)
-
     def cleanup(self) -> None:
         """Stop and remove every pod (with its containers) this client made."""
         for pod in self.pods:
@@ -239,10 +235,11 @@ def stream_exec(url: str, timeout: float = 30) -> tuple[bytes, bytes, dict]:
     """Run what an Exec URL names through its WebSocket (Kubernetes' channel protocol, as the
     kubelet's streaming proxy does); returns (stdout, stderr, the final status)."""
     u = urllib.parse.urlsplit(url)
+    target = f"{u.path}?{u.query}" if u.query else u.path
     key = base64.b64encode(os.urandom(16)).decode()
     out: dict[int, bytearray] = {1: bytearray(), 2: bytearray(), 3: bytearray()}
     with socket.create_connection((u.hostname, u.port), timeout=timeout) as s:
-        s.sendall((f"GET {u.path}?{u.query} HTTP/1.1\r\nHost: {u.netloc}\r\n"
+        s.sendall((f"GET {target} HTTP/1.1\r\nHost: {u.netloc}\r\n"
                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                    f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
                    f"Sec-WebSocket-Protocol: {CHANNEL_PROTOCOL}\r\n\r\n").encode())
@@ -377,7 +374,8 @@ class Pod:
         """A streaming exec. With a terminal: stdin too, as `kubectl exec -it` (containerd 1.6
         passes no terminal output without it), and no stderr (the CRI refuses both)."""
         return self.cri.runtime.Exec(self.pb.ExecRequest(
-            container_id=cid, cmd=cmd, tty=tty, stdin=tty, stdout=True, stderr=not tty), timeout=30).url
+            container_id=cid, cmd=cmd, tty=tty, stdin=tty, stdout=True, stderr=not tty),
+            timeout=30).url
 
     def update_resources(self, cid: str, resources) -> None:
         self.cri.runtime.UpdateContainerResources(self.pb.UpdateContainerResourcesRequest(
