@@ -67,20 +67,22 @@ def start(store: Store, cid: str, notify_in_background: bool = False) -> Contain
 
 def release(c: Container) -> None:
     fifo = os.path.join(c.dir, FIFO_NAME)
-    # Non-blocking open never hangs, even if the init died; the pidfd tells us if it did.
-    rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    # The pidfd first: opening the FIFO releases the init, whose process may then run, exit
+    # and be reaped by the manager (a shim reaps at once) before a later pidfd_open.
     try:
-        try:
-            pidfd = os.pidfd_open(c.pid)
-        except OSError:
-            raise StateError("container not running") from None
+        pidfd = os.pidfd_open(c.pid)
+    except OSError:
+        raise StateError("container not running") from None
+    try:
+        # Non-blocking open never hangs, even if the init died; the pidfd tells us if it did.
+        rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             answer = _read_answer(rfd, pidfd)
         finally:
-            os.close(pidfd)
+            os.unlink(fifo)
+            os.close(rfd)
     finally:
-        os.unlink(fifo)
-        os.close(rfd)
+        os.close(pidfd)
     if answer[:1] == b"0":
         logger.debug("start: init process %d released through the exec fifo", c.pid)
         return

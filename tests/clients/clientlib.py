@@ -32,8 +32,8 @@ PODMAN_RUN_ARGS = ["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32
 def runtimes() -> dict[str, str]:
     """name -> binary. podman names a runtime after the binary's basename, and passes the
     JSON log flags only to names it knows (see containers.conf below), so ocirt is used through
-    a path ending in /ocirt."""
-    ocirt = "/usr/local/bin/ocirt"
+    a path ending in /ocirt. OCIRT_BIN (as for the other tests) names the ocirt under test."""
+    ocirt = os.environ.get("OCIRT_BIN") or "/usr/local/bin/ocirt"
     if not os.path.exists(ocirt):
         ocirt = str(REPO / "hack" / "ocirt")
     found = {"ocirt": ocirt, "runc": shutil.which("runc") or "/usr/sbin/runc"}
@@ -99,15 +99,16 @@ def busybox_layer() -> bytes:
     return buf.getvalue()
 
 
-def docker_archive(path: Path, ref: str = IMAGE) -> Path:
+def docker_archive(path: Path, ref: str = IMAGE, **fields: list[str]) -> Path:
     """A docker-archive (docker save format): `podman load` and `ctr images import` both take
-    it, so both managers get the same image."""
+    it, so both managers get the same image. fields: image config fields replacing the
+    defaults (e.g. Entrypoint=[...])."""
     layer = busybox_layer()
     diff_id = hashlib.sha256(layer).hexdigest()
     config = json.dumps({
         "architecture": "amd64", "os": "linux", "created": "2023-11-14T22:13:20Z",
         "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                   "Cmd": ["sh"]},
+                   "Cmd": ["sh"], **fields},
         "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]},
         "history": [{"created": "2023-11-14T22:13:20Z", "created_by": "busybox-static"}],
     }).encode()
@@ -282,7 +283,7 @@ CONTAINERD_TOML = """\
 version = 2
 root = "{base}/root"
 state = "{base}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
+{top}
 
 [grpc]
   address = "{base}/containerd.sock"
@@ -306,13 +307,16 @@ NAMESPACE = "ocirt-test"
 
 
 class Containerd:
-    """A private containerd daemon: its own root, state, socket; no CRI plugin."""
+    """A private containerd daemon: its own root, state, socket. Without plugin settings the
+    CRI plugin is disabled; cri_plugins (TOML tables) enable and configure it."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, cri_plugins: str = "", namespace: str = NAMESPACE) -> None:
         self.base = base
+        self.namespace = namespace
         self.address = os.path.join(base, "containerd.sock")
         self.config = os.path.join(base, "config.toml")
-        Path(self.config).write_text(CONTAINERD_TOML.format(base=base))
+        top = "" if cri_plugins else 'disabled_plugins = ["io.containerd.grpc.v1.cri"]'
+        Path(self.config).write_text(CONTAINERD_TOML.format(base=base, top=top) + cri_plugins)
         os.makedirs(os.path.join(base, "fifo"), exist_ok=True)
         self.log_path = os.path.join(base, "containerd.log")
         self.proc: subprocess.Popen | None = None
@@ -336,7 +340,7 @@ class Containerd:
             return ""
 
     def ctr_cmd(self, *args: str) -> list[str]:
-        return ["ctr", "--address", self.address, "--namespace", NAMESPACE, *args]
+        return ["ctr", "--address", self.address, "--namespace", self.namespace, *args]
 
     def ctr(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         return run(self.ctr_cmd(*args), timeout=timeout, env=self.env)
@@ -373,7 +377,7 @@ class Containerd:
         # Shims outlive the daemon by design; ours name our socket on their command line.
         kill_pids_mentioning(self.base)
         remove_tree(self.base)
-        remove_empty_cgroups(NAMESPACE)  # containerd's per-namespace parent cgroup
+        remove_empty_cgroups(self.namespace)  # containerd's per-namespace parent cgroup
 
 
 def new_base(prefix: str) -> str:

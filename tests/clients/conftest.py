@@ -1,5 +1,6 @@
-"""Fixtures for the manager tests: one image archive, one private podman storage and one
-private containerd per session, and the runtime under test ([ocirt, runc]: every scenario also
+"""Fixtures for the manager tests: one image archive, one private podman storage, one private
+containerd and one containerd serving the CRI (with its registry) per session, and the runtime
+under test ([ocirt, runc]: every scenario also
 runs with runc, so a scenario failing with ocirt alone points at ocirt)."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 import clientlib  # noqa: E402
+from ocirt_testlib import cgroup_dirs_named  # noqa: E402
 
 
 def _need(*tools: str) -> None:
@@ -24,12 +26,16 @@ def _need(*tools: str) -> None:
         pytest.skip(f"not installed: {', '.join(missing)} (hack/install --test installs them)")
 
 
+def _installed(name: str) -> str:
+    path = clientlib.runtimes()[name]
+    if not os.path.exists(path):
+        pytest.skip(f"{name} not installed at {path}")
+    return path
+
+
 @pytest.fixture(params=["ocirt", "runc"])
 def runtime(request) -> str:
-    path = clientlib.runtimes()[request.param]
-    if not os.path.exists(path):
-        pytest.skip(f"{request.param} not installed at {path}")
-    return path
+    return _installed(request.param)
 
 
 @pytest.fixture(scope="session")
@@ -66,3 +72,63 @@ def containerd(image_archive):
     finally:
         d.stop()
         assert not clientlib.mounts_under(d.base), "containerd mounts left behind"
+
+
+def _netns() -> set[str]:
+    """The named network namespaces (containerd 1.6 keeps a pod's in /var/run/netns)."""
+    return set(os.listdir("/var/run/netns")) if os.path.isdir("/var/run/netns") else set()
+
+
+@pytest.fixture(scope="session")
+def cri_node():
+    """containerd with the CRI plugin, a registry with the images, a CNI network, and a CRI
+    client: (daemon, client). Afterwards nothing is left: pods, shims, mounts, network
+    namespaces, cgroups, CNI state; the host's forwarding and iptables are as they were."""
+    _need("containerd", "containerd-shim-runc-v2", "skopeo", "docker-registry", "iptables-save")
+    pytest.importorskip("grpc_tools", reason="grpcio-tools (setup.cfg's test extra)")
+    import crilib
+    if not os.path.exists(os.path.join(crilib.CNI_PLUGINS_DIR, "bridge")):
+        pytest.skip("no CNI plugins in /usr/lib/cni (Debian's containernetworking-plugins)")
+    host_before = crilib.host_network_settings()
+    cni_state_existed = os.path.exists(crilib.CNI_STATE)
+    netns_before = _netns()
+    base = clientlib.new_base("ocirt-cri-")
+    registry = daemon = cri = None
+    try:
+        registry = crilib.start_registry(base)
+        crilib.push_images(base, registry)
+        daemon = crilib.CriContainerd(base, registry)
+        daemon.start()
+        cri = crilib.Cri(daemon, os.path.join(base, "api"))
+        yield daemon, cri
+    finally:
+        if cri is not None:
+            cri.cleanup()  # every pod, as the kubelet removes them
+        mounts_left = clientlib.mounts_under(base)
+        if daemon is not None:
+            daemon.stop()
+        if registry is not None:
+            registry.stop()
+        cni_left = daemon.network.leftovers() if daemon is not None else []
+        if daemon is not None:
+            daemon.network.remove(remove_cache_dirs=not cni_state_existed)
+        host_after = crilib.host_network_settings()
+        crilib.restore_host_network(host_before)
+        clientlib.remove_tree(base)
+        cgroups_left = []
+        if daemon is not None:
+            clientlib.remove_empty_cgroups(daemon.cgroup_parent)  # the pods' parents
+            cgroups_left = cgroup_dirs_named(daemon.cgroup_parent)
+        assert not mounts_left, f"mounts left after the pods were removed: {mounts_left}"
+        assert not cni_left, f"CNI state left behind: {cni_left}"
+        assert not cgroups_left, f"busy cgroups left behind: {cgroups_left}"
+        netns_left = _netns() - netns_before
+        assert not netns_left, f"network namespaces left behind: {netns_left}"
+        assert host_after == host_before, "CNI changed the host's network"
+
+
+@pytest.fixture(params=["ocirt", "runc"])
+def cri_handler(request) -> str:
+    """The runtime handler (named after its runtime) the test's pods run on."""
+    _installed(request.param)
+    return request.param
