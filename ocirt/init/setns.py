@@ -13,6 +13,7 @@ import os
 
 from ocirt.errors import SetupError
 from ocirt.init import standard
+from ocirt.linux import signals
 from ocirt.linux import syscalls as sc
 from ocirt.spawn.sync import Sync
 
@@ -66,8 +67,10 @@ def _exec(launch: ExecLaunch, sync: Sync) -> None:
         _console(launch)
     prep = launch.security
     security.apply_early(prep)
+    cwd = process.get("cwd") or "/"
+    entered = standard.chdir_privileged(cwd)
     security.apply_user(prep, process.get("user") or {})
-    standard._enter_cwd(process.get("cwd") or "/")
+    standard.enter_cwd(cwd, again=not entered)
     env = standard._environment(process, launch.extra_env)
     path = standard.lookup_executable(process["args"][0], env.get("PATH"))
     security.apply_caps(prep)
@@ -76,6 +79,7 @@ def _exec(launch: ExecLaunch, sync: Sync) -> None:
     standard.close_fds_except(keep)
     for fd in range(3, 3 + launch.preserve_fds):
         os.set_inheritable(fd, True)
+    signals.reset_for_exec()        # before seccomp, as in the init
     listener = security.apply_seccomp(prep)
     if listener is not None:
         # The agent's socket is on the host: the runtime hands the listener over (the profile

@@ -18,6 +18,7 @@ import sys
 from ocirt import hooks, net
 from ocirt.errors import OcirtError, SetupError
 from ocirt.init import namespaces as nsmod
+from ocirt.linux import signals
 from ocirt.linux import syscalls as sc
 from ocirt.spawn.sync import Sync
 
@@ -192,11 +193,15 @@ def _setup(launch: Launch, sync: Sync) -> None:
     from ocirt.process import security
     prep = launch.security
     security.apply_early(prep)
+    cwd = process["cwd"]
+    entered = chdir_privileged(cwd)
     security.apply_user(prep, process.get("user") or {})
-    _enter_cwd(process["cwd"])
+    enter_cwd(cwd, again=not entered)
     env = _environment(process, launch.extra_env)
     path = lookup_executable(process["args"][0], env.get("PATH"))
     security.apply_caps(prep)
+    # Before seccomp, whose profile need not allow rt_sigaction, and before the hooks.
+    signals.reset_for_exec()
     listener = None
     if prep.seccomp is not None and prep.seccomp.notify:
         # The agent's socket is on the host: the filter is loaded now, while we can still hand
@@ -282,8 +287,26 @@ def _make_cwd(launch: Launch) -> None:
         os.close(root_fd)
 
 
-def _enter_cwd(cwd: str) -> None:
-    os.chdir(cwd)
+def chdir_privileged(cwd: str) -> bool:
+    """Enter process.cwd while we still have the runtime's privileges, as runc does: a 0700
+    cwd owned by root works for any user. False when that was refused: the process's own user
+    may still enter it (a volume owned by that user), so enter_cwd tries again after the user
+    switch."""
+    try:
+        os.chdir(cwd)
+    except PermissionError:
+        return False
+    except OSError as e:
+        raise _cwd_error(cwd, e) from None
+    return True
+
+
+def enter_cwd(cwd: str, again: bool) -> None:
+    if again:
+        try:
+            os.chdir(cwd)
+        except OSError as e:
+            raise _cwd_error(cwd, e) from None
     # A cwd reached through a leaked fd or a magic link is outside our root: getcwd fails or
     # is not absolute then (CVE-2024-21626).
     try:
@@ -293,6 +316,11 @@ def _enter_cwd(cwd: str) -> None:
     if not real.startswith("/"):
         raise SetupError("current working directory is outside of container mount namespace "
                          "root -- possible container breakout detected")
+
+
+def _cwd_error(cwd: str, e: OSError) -> SetupError:
+    return SetupError(f'chdir to cwd ("{cwd}") set in config.json failed: '
+                      f"{(e.strerror or str(e)).lower()}")
 
 
 def _environment(process: dict, extra: list[str]) -> dict[str, str]:
