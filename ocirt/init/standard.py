@@ -173,9 +173,12 @@ def _setup(launch: Launch, sync: Sync) -> None:
         sync.send("hooks")
         sync.expect("hooks-done")
     if hooks.has(config, "createContainer"):
+        # In our mount namespace, before pivot_root, from the rootfs (as runc: a hook's
+        # relative paths land in the container's root, never in the host's).
         hooks.run("createContainer", config["hooks"]["createContainer"],
                   hooks.oci_state(launch.cid, "created", os.getpid(), launch.bundle,
-                                  config.get("annotations")))
+                                  config.get("annotations")),
+                  cwd=launch.rootfs_plan.rootfs)
 
     rootfs.apply_sysctl(launch.rootfs_plan)
     rootfs.pivot(launch.rootfs_plan, launch.no_pivot)
@@ -210,6 +213,9 @@ def _setup(launch: Launch, sync: Sync) -> None:
 
     _announce_and_wait(launch, sync, prep, listener)
 
+    if listener is None:
+        # startContainer hooks run under the container's filter, as in runc.
+        security.apply_seccomp(prep)
     if hooks.has(config, "startContainer"):
         try:
             hooks.run("startContainer", config["hooks"]["startContainer"],
@@ -219,8 +225,6 @@ def _setup(launch: Launch, sync: Sync) -> None:
             _release_answer(b"E" + e.message.encode())
             os._exit(1)
     _release_answer(b"0")
-    if listener is None:
-        security.apply_seccomp(prep)
     try:
         os.execve(path, process["args"], env)
     except OSError as e:
