@@ -21,7 +21,8 @@ from ocirt.spawn.sync import Sync
 class ExecLaunch:
     def __init__(self, init_pidfd: int, ns_flags: int, process: dict, security: object,
                  preserve_fds: int = 0, console_fd: int | None = None,
-                 extra_env: list[str] | None = None, root_fd: int | None = None) -> None:
+                 extra_env: list[str] | None = None, root_fd: int | None = None,
+                 foreground_tty: bool = False) -> None:
         self.init_pidfd = init_pidfd
         self.root_fd = root_fd      # the init's root, when its mount namespace is ours
         self.ns_flags = ns_flags
@@ -29,6 +30,7 @@ class ExecLaunch:
         self.security = security
         self.preserve_fds = preserve_fds
         self.console_fd = console_fd
+        self.foreground_tty = foreground_tty    # console_fd leads to our own proxy
         self.extra_env = extra_env or []
 
 
@@ -94,4 +96,4 @@ def _console(launch: ExecLaunch) -> None:
         raise SetupError("cannot allocate tty if ocirt will detach without setting console socket")
     from ocirt import console       # imported by the runtime before the fork (exec.py)
     fd, launch.console_fd = launch.console_fd, None
-    console.attach(fd, launch.process.get("consoleSize"))
+    console.attach(fd, launch.process.get("consoleSize"), launch.foreground_tty)

@@ -6,6 +6,7 @@ as runc enters it, and stdio (the console too) owned by the process's user."""
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import stat
 import subprocess
@@ -166,32 +167,60 @@ def test_stdio_dev_null_is_left_alone(ocirt, bundle, cid):
     assert os.stat(os.devnull).st_uid == 0
 
 
+PTY_OWNER = ["stat", "-L", "-c", "%u %g %a", "/proc/self/fd/0"]
+
+
 @pytest.fixture
 def tty_bundle(bundle):
     """A terminal process of uid 42 that prints the owner of its stdin (the pty)."""
     bundle.config["process"]["terminal"] = True
     bundle.config["process"]["user"] = {"uid": 42, "gid": 42}
-    bundle.args("stat", "-L", "-c", "%u %g %a", "/proc/self/fd/0")
+    bundle.args(*PTY_OWNER)
     return bundle
 
 
-def pty_owner(out: bytes) -> str:
-    return out.decode().replace("\r", "").strip()
+def on_a_terminal(rt, *args: str):
+    """A foreground `-t` command with a terminal as stdin (runc's proxy needs one)."""
+    master, slave = os.openpty()
+    try:
+        p = rt(*args, stdin=slave)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+def run_on_a_terminal(ocirt, runc, bundle, cid) -> tuple[bytes, bytes]:
+    """(ocirt's output, runc's) of `run` in the foreground."""
+    return (on_a_terminal(ocirt, "run", "--bundle", str(bundle.path), cid),
+            on_a_terminal(runc, "run", "--bundle", str(bundle.path), cid + "-runc"))
+
+
+def through_console_socket(rt, tmp_path, *args: str, then: tuple[str, ...] = ()) -> str:
+    """A manager's view: `args` (create or exec) with --console-socket, then `then`; what the
+    process writes on the pty, up to its "done"."""
+    console = ConsoleSocket(str(tmp_path / "console.sock"))
+    try:
+        p = subprocess.Popen(rt.cmd(*args[:1], "--console-socket", console.path, *args[1:]),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _name, fds = console.receive()
+        assert p.wait(timeout=60) == 0, p.stderr.read()
+        if then:
+            rt.ok(*then)
+        out = read_until(fds[0], b"done")
+        for fd in fds:
+            os.close(fd)
+    finally:
+        console.close()
+    return out.decode().replace("\r", "")
 
 
 def test_console_of_run_belongs_to_the_user_and_the_devpts_group_as_in_runc(ocirt, runc,
                                                                            tty_bundle, cid):
-    # runc needs a terminal of its own to proxy; ocirt does not.
-    master, slave = os.openpty()
-    try:
-        theirs = runc("run", "--bundle", str(tty_bundle.path), cid + "-runc", stdin=slave)
-        ours = ocirt("run", "--bundle", str(tty_bundle.path), cid, stdin=slave)
-    finally:
-        os.close(master)
-        os.close(slave)
-    assert theirs.returncode == 0 and ours.returncode == 0, (theirs.stderr, ours.stderr)
+    ours, theirs = run_on_a_terminal(ocirt, runc, tty_bundle, cid)
     # The group is devpts' gid=5 mount option of the default spec (runc changes only the uid).
-    assert pty_owner(ours.stdout) == pty_owner(theirs.stdout) == "42 5 620"
+    assert ours == theirs == b"42 5 620\n"
 
 
 def test_console_group_is_the_devpts_mounts_as_in_runc(ocirt, runc, tty_bundle, cid):
@@ -199,61 +228,41 @@ def test_console_group_is_the_devpts_mounts_as_in_runc(ocirt, runc, tty_bundle, 
         if m["type"] == "devpts":
             m["options"] = [o for o in m["options"] if not o.startswith("gid=")]
     tty_bundle.write()
-    master, slave = os.openpty()
-    try:
-        theirs = runc("run", "--bundle", str(tty_bundle.path), cid + "-runc", stdin=slave)
-        ours = ocirt("run", "--bundle", str(tty_bundle.path), cid, stdin=slave)
-    finally:
-        os.close(master)
-        os.close(slave)
-    assert theirs.returncode == 0 and ours.returncode == 0, (theirs.stderr, ours.stderr)
-    assert pty_owner(ours.stdout) == pty_owner(theirs.stdout) == "42 0 620"
+    ours, theirs = run_on_a_terminal(ocirt, runc, tty_bundle, cid)
+    assert ours == theirs == b"42 0 620\n"
 
 
-def test_console_of_exec_belongs_to_the_user(ocirt, bundle, cid):
+def test_foreground_terminal_output_keeps_its_newlines_as_in_runc(ocirt, runc, tty_bundle,
+                                                                   cid):
+    # runc clears ONLCR on the pty it proxies: the output is written as the process wrote it.
+    tty_bundle.args("printf", "a\\nb\\n")
+    ours, theirs = run_on_a_terminal(ocirt, runc, tty_bundle, cid)
+    assert ours == theirs == b"a\nb\n"
+
+
+def test_exec_on_a_terminal_is_as_in_runc(ocirt, runc, bundle, cid):
+    bundle.args("sleep", "100")
+    outs = []
+    for rt, name in ((ocirt, cid), (runc, cid + "-runc")):
+        with open(os.devnull, "rb") as null:
+            rt.ok("run", "--detach", "--bundle", str(bundle.path), name, stdin=null)
+        outs.append(on_a_terminal(rt, "exec", "--tty", "--user", "42:42", name, *PTY_OWNER))
+    assert outs[0] == outs[1] == b"42 5 620\n"
+
+
+def test_console_socket_pty_of_create_belongs_to_the_user(ocirt, tty_bundle, cid, tmp_path):
+    tty_bundle.args("sh", "-c", shlex.join(PTY_OWNER) + "; echo done")
+    out = through_console_socket(ocirt, tmp_path, "create", "--bundle", str(tty_bundle.path),
+                                 cid, then=("start", cid))
+    assert out.splitlines() == ["42 5 620", "done"]
+
+
+def test_console_socket_pty_of_exec_belongs_to_the_user(ocirt, bundle, cid, tmp_path):
     bundle.args("sleep", "100")
     ocirt.ok("run", "--detach", "--bundle", str(bundle.path), cid)
-    p = ocirt("exec", "--tty", "--user", "42:42", cid, "stat", "-L", "-c", "%u %g %a",
-              "/proc/self/fd/0")
-    assert p.returncode == 0, p.stderr
-    assert pty_owner(p.stdout) == "42 5 620"
-
-
-def test_console_socket_pty_belongs_to_the_user(ocirt, tty_bundle, cid, tmp_path):
-    tty_bundle.args("sh", "-c", "stat -L -c '%u %g %a' /proc/self/fd/0; echo done")
-    console = ConsoleSocket(str(tmp_path / "console.sock"))
-    try:
-        p = subprocess.Popen(ocirt.cmd("create", "--bundle", str(tty_bundle.path),
-                                       "--console-socket", console.path, cid),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _name, fds = console.receive()
-        assert p.wait(timeout=60) == 0, p.stderr.read()
-        ocirt.ok("start", cid)
-        out = read_until(fds[0], b"done")
-        for fd in fds:
-            os.close(fd)
-    finally:
-        console.close()
-    assert pty_owner(out).splitlines()[0] == "42 5 620"
-
-
-def test_exec_console_socket_pty_belongs_to_the_user(ocirt, bundle, cid, tmp_path):
-    bundle.args("sleep", "100")
-    ocirt.ok("run", "--detach", "--bundle", str(bundle.path), cid)
-    console = ConsoleSocket(str(tmp_path / "console.sock"))
-    try:
-        p = subprocess.Popen(ocirt.cmd("exec", "--tty", "--detach", "--console-socket",
-                                       console.path, "--user", "42:42", cid, "sh", "-c",
-                                       "stat -L -c '%u %g %a' /proc/self/fd/0; echo done"),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _name, fds = console.receive()
-        assert p.wait(timeout=60) == 0, p.stderr.read()
-        out = read_until(fds[0], b"done")
-        for fd in fds:
-            os.close(fd)
-    finally:
-        console.close()
-    assert pty_owner(out).splitlines()[0] == "42 5 620"
+    out = through_console_socket(ocirt, tmp_path, "exec", "--tty", "--detach", "--user",
+                                 "42:42", cid, "sh", "-c", shlex.join(PTY_OWNER) + "; echo done")
+    assert out.splitlines() == ["42 5 620", "done"]
 
 
 def test_host_file_as_stdio_keeps_its_mode(ocirt, bundle, cid, tmp_path):
