@@ -205,6 +205,7 @@ def _setup(launch: Launch, sync: Sync) -> None:
     security.apply_caps(prep)
     # Before seccomp, whose profile need not allow rt_sigaction, and before the hooks.
     signals.reset_for_exec()
+    _end_on_termination_signals()
     listener = None
     if prep.seccomp is not None and prep.seccomp.notify:
         # The agent's socket is on the host: the filter is loaded now, while we can still hand
@@ -230,6 +231,18 @@ def _setup(launch: Launch, sync: Sync) -> None:
     except OSError as e:
         sys.stderr.write(f"exec {process['args'][0]!r}: {e.strerror}\n")
         os._exit(255)
+
+
+def _end_on_termination_signals() -> None:
+    """Until the exec, SIGHUP, SIGINT, SIGQUIT and SIGTERM end us, as they end runc's (Go) init:
+    `kill` of a created container stops it. As PID 1 of a pid namespace we would not even
+    receive them at the default disposition. execve resets these handlers."""
+    for sig in (signals.SIGHUP, signals.SIGINT, signals.SIGQUIT, signals.SIGTERM):
+        signals.install(sig, _exit_on_signal)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    os._exit(128 + signum)
 
 
 _fifo_write_fd: int | None = None

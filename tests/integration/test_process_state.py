@@ -10,6 +10,7 @@ import shlex
 import signal
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -276,3 +277,28 @@ def test_host_file_as_stdio_keeps_its_mode(ocirt, bundle, cid, tmp_path):
         ocirt.ok("run", "--bundle", str(bundle.path), cid, stdin=stdin)
     st = f.stat()
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (42, 0, 0o600)
+
+
+# --- the init before start --------------------------------------------------------------------
+
+@pytest.mark.parametrize("sig", ["TERM", "INT", "HUP", "QUIT"])
+def test_created_container_is_stopped_by_a_termination_signal_as_in_runc(ocirt, runc, bundle,
+                                                                        cid, sig):
+    bundle.args("sleep", "100")
+    final = []
+    for rt, name in ((ocirt, cid), (runc, cid + "-runc")):
+        with open(os.devnull, "rb") as null:
+            rt.ok("create", "--bundle", str(bundle.path), name, stdin=null)
+        rt.ok("kill", name, sig)
+        deadline = time.monotonic() + 10
+        while rt.state(name)["status"] != "stopped" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        final.append(rt.state(name)["status"])
+    assert final == ["stopped", "stopped"]
+
+
+def test_created_container_outlives_other_signals(ocirt, bundle, cid):
+    bundle.args("true")
+    ocirt.ok("create", "--bundle", str(bundle.path), cid)
+    ocirt.ok("kill", cid, "USR1")
+    ocirt.ok("start", cid)
