@@ -216,10 +216,16 @@ def test_hooks_that_do_not_read_a_large_state_still_succeed(ocirt, bundle, cid):
 
 
 def test_hooks_start_with_default_signals_and_an_empty_mask(ocirt, bundle, cid, tmp_path):
-    # cp is the hook itself (a shell would change its own mask): it copies its own status.
-    kinds = ("prestart", "createRuntime", "createContainer", "poststart", "poststop")
-    bundle.config["hooks"] = {k: [{"path": "/bin/cp", "args": [
-        "cp", "/proc/self/status", str(tmp_path / f"{k}.status")]}] for k in kinds}
+    # cp is the hook itself (a shell would change its own mask): it copies its own status,
+    # startContainer's through a bind mount (its /bin/cp is the container's).
+    bundle.config["mounts"].append({"destination": "/shared", "type": "bind",
+                                    "source": str(tmp_path), "options": ["rbind"]})
+    kinds = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+             "poststop")
+    dest = {k: tmp_path / f"{k}.status" for k in kinds}
+    dest["startContainer"] = Path("/shared/startContainer.status")
+    bundle.config["hooks"] = {k: [{"path": "/bin/cp", "args": ["cp", "/proc/self/status",
+                                                               str(dest[k])]}] for k in kinds}
     bundle.args("true")
     ocirt.ok("run", "--bundle", str(bundle.path), cid, preexec_fn=ignore_and_block_signals)
     for kind in kinds:
