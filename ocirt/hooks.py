@@ -1,7 +1,9 @@
 """OCI hooks: run in listed order, the container's state JSON on stdin.
 
-Where each kind runs (runtime vs container namespaces) is decided by the caller; this module
-only runs a list of hooks from the process that calls it.
+Where each kind runs (runtime vs container namespaces, and the container kinds' working
+directory) is decided by the caller; this module runs a list of hooks from the process that
+calls it, each with exactly its own args and env and the signal state of a fresh process, the
+runtime's kinds from the bundle directory.
 """
 
 from __future__ import annotations
