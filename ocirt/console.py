@@ -55,14 +55,25 @@ def become_tty(slave: int) -> None:
         os.close(slave)
 
 
-def attach(sock_fd: int, size: dict | None) -> None:
+def clear_onlcr(fd: int) -> None:
+    """No "\n" -> "\r\n" on the pty's output, as runc's foreground terminal: what the process
+    writes reaches our stdout (often a file or a pipe) as it wrote it."""
+    attrs = termios.tcgetattr(fd)
+    attrs[1] &= ~termios.ONLCR
+    termios.tcsetattr(fd, termios.TCSANOW, attrs)
+
+
+def attach(sock_fd: int, size: dict | None, foreground: bool = False) -> None:
     """In the container (exec, after joining its mount namespace): allocate a verified pty of
-    its devpts, send the master, take the slave."""
+    its devpts, send the master, take the slave. `foreground`: the master goes to our own
+    runtime's proxy, set up for it before the process can write."""
     root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         master, slave, name = pty.open_pty(root, size)
     finally:
         os.close(root)
+    if foreground:
+        clear_onlcr(master)
     try:
         send_master(sock_fd, master, name)
     finally:

@@ -1,20 +1,32 @@
 """OCI hooks: run in listed order, the container's state JSON on stdin.
 
-Where each kind runs (runtime vs container namespaces) is decided by the caller; this module
-only runs a list of hooks from the process that calls it.
+Where each kind runs (runtime vs container namespaces, and the container kinds' working
+directory) is decided by the caller; this module runs a list of hooks from the process that
+calls it, each with exactly its own args and env and the signal state of a fresh process, the
+runtime's kinds from the bundle directory.
 """
 
 from __future__ import annotations
 
+import os
 
 from ocirt import jsonio
 from ocirt.errors import HookError
 from ocirt.log import logger
+from ocirt.linux import signals
+
+# A pipe's capacity unless raised with F_SETPIPE_SZ.
+_PIPE_BUF_DEFAULT = 65536
 
 KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+# The kinds that run in the runtime's namespaces; createContainer and startContainer run in the
+# container's.
+RUNTIME_KINDS = ("prestart", "createRuntime", "poststart", "poststop")
 
 
-def run_hook(hook: dict, state_json: bytes) -> None:
+def run_hook(hook: dict, state_json: bytes, cwd: str | None = None) -> None:
+    """Run one hook with exactly its own args and env, the state on stdin, a clean signal state
+    (signals.reset_for_exec) and `cwd` (None: ours)."""
     # Imported here: subprocess costs milliseconds and most containers have no hooks. A hook run
     # after pivot_root (startContainer) needs it imported before: see preload().
     import subprocess
@@ -25,40 +37,85 @@ def run_hook(hook: dict, state_json: bytes) -> None:
         k, _, v = item.partition("=")
         env[k] = v
     timeout = hook.get("timeout")
-    proc = subprocess.Popen(args, executable=path, env=env, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True,
-                            cwd="/")
+    stdin = _filled_pipe(state_json)
     try:
-        out, err = proc.communicate(state_json, timeout=timeout)
+        proc = subprocess.Popen(args, executable=path, env=env, cwd=cwd, stdin=stdin,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True,
+                                preexec_fn=signals.reset_for_exec)
+    finally:
+        os.close(stdin)
+    try:
+        out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
-        raise HookError(f"timeout after {timeout}s") from None
-    except BrokenPipeError:
-        out, err = proc.communicate()
+        raise HookError(f"hook ran past specified timeout of {timeout:.1f}s") from None
     if proc.returncode != 0:
         how = (f"exit status {proc.returncode}" if proc.returncode > 0
-               else f"signal: {-proc.returncode}")
-        raise HookError(f"{how}, stdout: {out.decode(errors='replace').strip()}, "
+               else f"signal: {signals.describe(-proc.returncode)}")
+        # runc 1.1.5's wording, which its tests (and so users' scripts) match.
+        raise HookError(f"error running hook: {how}, "
+                        f"stdout: {out.decode(errors='replace').strip()}, "
                         f"stderr: {err.decode(errors='replace').strip()}")
 
 
-def run(kind: str, hooks: list[dict] | None, state: dict, *, warn_only: bool = False) -> None:
+def _filled_pipe(data: bytes) -> int:
+    """The read end of a pipe that already holds all of `data`: the hook may exit without
+    reading it and we never write to a pipe without a reader (which would kill a process whose
+    SIGPIPE is back to default, as the init's is when it runs startContainer hooks)."""
+    r, w = os.pipe2(os.O_CLOEXEC)
+    try:
+        if len(data) > _PIPE_BUF_DEFAULT:
+            import fcntl  # only for states with large annotations; see preload()
+            try:
+                fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, len(data))
+            except OSError:
+                pass
+        os.set_blocking(w, False)
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(w, view):]
+            except BlockingIOError:
+                raise HookError(f"the container state ({len(data)} bytes) does not fit in a "
+                                "hook's stdin pipe") from None
+    except BaseException:
+        os.close(r)
+        raise
+    finally:
+        os.close(w)
+    return r
+
+
+def run(kind: str, hooks: list[dict] | None, state: dict, *, cwd: str | None = None,
+        warn_only: bool = False) -> None:
     """Run every hook of one kind. A failure raises, except for poststop (warn_only), where the
-    spec says the remaining hooks still run and the failure is only logged."""
+    spec says the remaining hooks still run and the failure is only logged.
+
+    Working directory, as runc 1.1.5: the bundle for the hooks run in the runtime's namespaces
+    (runc chdirs there), `cwd` for the container's (createContainer: the rootfs; startContainer:
+    None, the process's cwd)."""
     if not hooks:
         return
+    if kind in RUNTIME_KINDS:
+        cwd = _bundle_dir(state)
     data = jsonio.dumps(state).encode()
     for i, hook in enumerate(hooks):
         logger.debug("running %s hook #%d: %s", kind, i, hook.get("path"))
         try:
-            run_hook(hook, data)
+            run_hook(hook, data, cwd)
         except (HookError, OSError) as e:
             msg = f"error running {kind} hook #{i}: {e}"
             if warn_only:
                 logger.warning(msg)
                 continue
             raise HookError(msg) from None
+
+
+def _bundle_dir(state: dict) -> str:
+    # A manager may have removed the bundle before poststop hooks run.
+    bundle = state.get("bundle") or "/"
+    return bundle if os.path.isdir(bundle) else "/"
 
 
 def oci_state(cid: str, status: str, pid: int, bundle: str, annotations: dict | None) -> dict:
@@ -74,6 +131,8 @@ def preload(config: dict) -> None:
     imported any more (the init after pivot_root)."""
     if has(config, *KINDS):
         import subprocess  # noqa: F401
+        if has(config, "startContainer"):
+            import fcntl  # noqa: F401  (_filled_pipe, after pivot_root)
 
 
 def has(config: dict, *kinds: str) -> bool:

@@ -21,11 +21,12 @@ OCIRT = os.environ.get("OCIRT_BIN", str(REPO / "hack" / "ocirt"))
 
 
 class Runner:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, binary: str = OCIRT) -> None:
         self.root = root
+        self.binary = binary
 
     def cmd(self, *args: str, global_args: tuple[str, ...] = ()) -> list[str]:
-        return [OCIRT, "--root", str(self.root), *global_args, *args]
+        return [self.binary, "--root", str(self.root), *global_args, *args]
 
     def __call__(self, *args: str, input: bytes | None = None, timeout: float = 60,
                  global_args: tuple[str, ...] = (), check: bool = False,
@@ -111,14 +112,28 @@ def bundle(template, tmp_path) -> Bundle:
     return b.write()
 
 
-@pytest.fixture
-def ocirt(tmp_path_factory) -> Runner:
-    root = tmp_path_factory.mktemp("state")
-    r = Runner(root)
+def _runner(tmp_path_factory, name: str, binary: str):
+    """A runner with its own state root that deletes whatever a test left."""
+    root = tmp_path_factory.mktemp(name)
+    r = Runner(root, binary)
     yield r
     for cid in r.ids():
         r("delete", "--force", cid)
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def ocirt(tmp_path_factory) -> Runner:
+    yield from _runner(tmp_path_factory, "state", OCIRT)
+
+
+@pytest.fixture
+def runc(tmp_path_factory) -> Runner:
+    """The installed runc (1.1.5) behind the same runner, for side-by-side tests."""
+    binary = shutil.which("runc")
+    if binary is None:
+        pytest.skip("runc is not installed")
+    yield from _runner(tmp_path_factory, "runc-state", binary)
 
 
 @pytest.fixture

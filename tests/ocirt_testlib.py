@@ -3,9 +3,13 @@ test directories have one)."""
 
 from __future__ import annotations
 
+import array
 import json
 import os
+import select
 import shutil
+import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -25,6 +29,24 @@ def run_out(ocirt, bundle, cid: str, script: str) -> str:
     p = ocirt("run", "--bundle", str(bundle.path), cid)
     assert p.returncode == 0, p.stderr.decode()
     return p.stdout.decode()
+
+
+def ignore_and_block_signals() -> None:
+    """preexec_fn for a runtime whose caller ignores and blocks signals (nohup, a script's
+    background job, a supervisor with a mask). None of them is one that `run` and `exec`
+    forward: those they catch, which execve resets anyway."""
+    for s in (signal.SIGALRM, signal.SIGXCPU, signal.SIGTTOU, signal.SIGPIPE):
+        signal.signal(s, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGVTALRM, signal.SIGPROF})
+
+
+def signal_masks(status: str) -> dict[str, str]:
+    """SigBlk, SigIgn and SigCgt of a /proc/PID/status text."""
+    return {k: v.strip() for k, _, v in (line.partition(":") for line in status.splitlines())
+            if k in ("SigBlk", "SigIgn", "SigCgt")}
+
+
+NO_SIGNAL_MASKS = {k: "0" * 16 for k in ("SigBlk", "SigIgn", "SigCgt")}
 
 
 def host_mounts() -> list[str]:
@@ -180,3 +202,42 @@ def wait_for(pred, timeout: float = 10.0):
 
 def wait_status(rt: RT, cid: str, want: str) -> dict:
     return wait_for(lambda: (st := rt.state(cid))["status"] == want and st) or rt.state(cid)
+class ConsoleSocket:
+    """A manager's --console-socket listener (conmon, go-runc): one SCM_RIGHTS fd, and a
+    payload."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(1)
+        self.sock.settimeout(30)
+
+    def receive(self) -> tuple[bytes, list[int]]:
+        conn, _ = self.sock.accept()
+        with conn:
+            fds = array.array("i")
+            msg, anc, _flags, _addr = conn.recvmsg(4096, socket.CMSG_SPACE(4 * fds.itemsize))
+            for level, typ, data in anc:
+                assert (level, typ) == (socket.SOL_SOCKET, socket.SCM_RIGHTS)
+                fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
+        return msg, list(fds)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def read_until(fd: int, marker: bytes, timeout: float = 15) -> bytes:
+    buf = b""
+    end = time.monotonic() + timeout
+    while marker not in buf and time.monotonic() < end:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+    return buf

@@ -13,6 +13,7 @@ import os
 
 from ocirt.errors import SetupError
 from ocirt.init import standard
+from ocirt.linux import signals
 from ocirt.linux import syscalls as sc
 from ocirt.log import logger
 from ocirt.spawn.sync import Sync
@@ -21,7 +22,8 @@ from ocirt.spawn.sync import Sync
 class ExecLaunch:
     def __init__(self, init_pidfd: int, ns_flags: int, process: dict, security: object,
                  preserve_fds: int = 0, console_fd: int | None = None,
-                 extra_env: list[str] | None = None, root_fd: int | None = None) -> None:
+                 extra_env: list[str] | None = None, root_fd: int | None = None,
+                 foreground_tty: bool = False) -> None:
         self.init_pidfd = init_pidfd
         self.root_fd = root_fd      # the init's root, when its mount namespace is ours
         self.ns_flags = ns_flags
@@ -29,6 +31,7 @@ class ExecLaunch:
         self.security = security
         self.preserve_fds = preserve_fds
         self.console_fd = console_fd
+        self.foreground_tty = foreground_tty    # console_fd leads to our own proxy
         self.extra_env = extra_env or []
 
 
@@ -70,8 +73,10 @@ def _exec(launch: ExecLaunch, sync: Sync) -> None:
         _console(launch)
     prep = launch.security
     security.apply_early(prep)
+    cwd = process.get("cwd") or "/"
+    entered = standard.chdir_privileged(cwd)
     security.apply_user(prep, process.get("user") or {})
-    standard._enter_cwd(process.get("cwd") or "/")
+    standard.enter_cwd(cwd, again=not entered)
     env = standard._environment(process, launch.extra_env)
     path = standard.lookup_executable(process["args"][0], env.get("PATH"))
     security.apply_caps(prep)
@@ -81,6 +86,7 @@ def _exec(launch: ExecLaunch, sync: Sync) -> None:
     standard.close_fds_except(keep)
     for fd in range(3, 3 + launch.preserve_fds):
         os.set_inheritable(fd, True)
+    signals.reset_for_exec()        # before seccomp, as in the init
     listener = security.apply_seccomp(prep)
     if listener is not None:
         # The agent's socket is on the host: the runtime hands the listener over (the profile
@@ -96,4 +102,4 @@ def _console(launch: ExecLaunch) -> None:
         raise SetupError("cannot allocate tty if ocirt will detach without setting console socket")
     from ocirt import console       # imported by the runtime before the fork (exec.py)
     fd, launch.console_fd = launch.console_fd, None
-    console.attach(fd, launch.process.get("consoleSize"))
+    console.attach(fd, launch.process.get("consoleSize"), launch.foreground_tty)

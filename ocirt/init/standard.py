@@ -18,6 +18,7 @@ import sys
 from ocirt import hooks, net
 from ocirt.errors import OcirtError, SetupError
 from ocirt.init import namespaces as nsmod
+from ocirt.linux import signals
 from ocirt.linux import syscalls as sc
 from ocirt.log import logger
 from ocirt.spawn.sync import Sync
@@ -195,9 +196,12 @@ def _setup(launch: Launch, sync: Sync) -> None:
         sync.send("hooks")
         sync.expect("hooks-done")
     if hooks.has(config, "createContainer"):
+        # In our mount namespace, before pivot_root, from the rootfs (as runc: a hook's
+        # relative paths land in the container's root, never in the host's).
         hooks.run("createContainer", config["hooks"]["createContainer"],
                   hooks.oci_state(launch.cid, "created", os.getpid(), launch.bundle,
-                                  config.get("annotations")))
+                                  config.get("annotations")),
+                  cwd=launch.rootfs_plan.rootfs)
 
     rootfs.apply_sysctl(launch.rootfs_plan)
     logger.debug("init: jailing into %s (%s)", launch.rootfs_plan.rootfs,
@@ -217,11 +221,16 @@ def _setup(launch: Launch, sync: Sync) -> None:
     from ocirt.process import security
     prep = launch.security
     security.apply_early(prep)
+    cwd = process["cwd"]
+    entered = chdir_privileged(cwd)
     security.apply_user(prep, process.get("user") or {})
-    _enter_cwd(process["cwd"])
+    enter_cwd(cwd, again=not entered)
     env = _environment(process, launch.extra_env)
     path = lookup_executable(process["args"][0], env.get("PATH"))
     security.apply_caps(prep)
+    # Before seccomp, whose profile need not allow rt_sigaction, and before the hooks.
+    signals.reset_for_exec()
+    _end_on_termination_signals()
     listener = None
     if prep.seccomp is not None and prep.seccomp.notify:
         # The agent's socket is on the host: the filter is loaded now, while we can still hand
@@ -230,6 +239,9 @@ def _setup(launch: Launch, sync: Sync) -> None:
 
     _announce_and_wait(launch, sync, prep, listener)
 
+    if listener is None:
+        # startContainer hooks run under the container's filter, as in runc.
+        security.apply_seccomp(prep)
     if hooks.has(config, "startContainer"):
         try:
             hooks.run("startContainer", config["hooks"]["startContainer"],
@@ -239,14 +251,24 @@ def _setup(launch: Launch, sync: Sync) -> None:
             _release_answer(b"E" + e.message.encode())
             os._exit(1)
     _release_answer(b"0")
-    if listener is None:
-        security.apply_seccomp(prep)
     logger.debug("init: about to exec %s", path)
     try:
         os.execve(path, process["args"], env)
     except OSError as e:
         sys.stderr.write(f"exec {process['args'][0]!r}: {e.strerror}\n")
         os._exit(255)
+
+
+def _end_on_termination_signals() -> None:
+    """Until the exec, SIGHUP, SIGINT, SIGQUIT and SIGTERM end us, as they end runc's (Go) init:
+    `kill` of a created container stops it. As PID 1 of a pid namespace we would not even
+    receive them at the default disposition. execve resets these handlers."""
+    for sig in (signals.SIGHUP, signals.SIGINT, signals.SIGQUIT, signals.SIGTERM):
+        signals.install(sig, _exit_on_signal)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    os._exit(128 + signum)
 
 
 _fifo_write_fd: int | None = None
@@ -310,8 +332,26 @@ def _make_cwd(launch: Launch) -> None:
         os.close(root_fd)
 
 
-def _enter_cwd(cwd: str) -> None:
-    os.chdir(cwd)
+def chdir_privileged(cwd: str) -> bool:
+    """Enter process.cwd while we still have the runtime's privileges, as runc does: a 0700
+    cwd owned by root works for any user. False when that was refused: the process's own user
+    may still enter it (a volume owned by that user), so enter_cwd tries again after the user
+    switch."""
+    try:
+        os.chdir(cwd)
+    except PermissionError:
+        return False
+    except OSError as e:
+        raise _cwd_error(cwd, e) from None
+    return True
+
+
+def enter_cwd(cwd: str, again: bool) -> None:
+    if again:
+        try:
+            os.chdir(cwd)
+        except OSError as e:
+            raise _cwd_error(cwd, e) from None
     # A cwd reached through a leaked fd or a magic link is outside our root: getcwd fails or
     # is not absolute then (CVE-2024-21626).
     try:
@@ -321,6 +361,11 @@ def _enter_cwd(cwd: str) -> None:
     if not real.startswith("/"):
         raise SetupError("current working directory is outside of container mount namespace "
                          "root -- possible container breakout detected")
+
+
+def _cwd_error(cwd: str, e: OSError) -> SetupError:
+    return SetupError(f'chdir to cwd ("{cwd}") set in config.json failed: '
+                      f"{(e.strerror or str(e)).lower()}")
 
 
 def _environment(process: dict, extra: list[str]) -> dict[str, str]:

@@ -84,7 +84,7 @@ def execute(store: Store, cid: str, opts: ExecOptions) -> int:
             root_fd = os.open(f"/proc/{c.pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         launch = setns.ExecLaunch(pidfd, flags, process, prep, opts.preserve_fds,
                                   console_sock.fileno() if console_sock is not None else None,
-                                  root_fd=root_fd)
+                                  root_fd=root_fd, foreground_tty=ours is not None)
         if not opts.detach:
             # Signals sent to `exec` from now on are for the process: held until it exists.
             from ocirt.lifecycle import foreground

@@ -12,6 +12,7 @@ import subprocess
 
 from ocirt.errors import OcirtError
 from ocirt.lifecycle.container import Container
+from ocirt.linux import signals
 from ocirt.state.store import Store
 
 
@@ -24,7 +25,8 @@ def pids(store: Store, cid: str) -> list[int]:
 def table(wanted: list[int], ps_args: list[str]) -> str:
     try:
         p = subprocess.run(["ps", *(ps_args or ["-ef"])], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, check=False)
+                           stderr=subprocess.STDOUT, check=False,
+                           preexec_fn=signals.reset_for_exec)
     except OSError as e:
         raise OcirtError(f"ps: {e.strerror}") from None
     out = p.stdout.decode(errors="replace")

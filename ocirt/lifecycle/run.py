@@ -24,6 +24,7 @@ def run(store: Store, cid: str, opts: create_mod.Options, detach: bool = False,
             from ocirt import console
             master = console.recv_master(created.console)
             created.console.close()
+            console.clear_onlcr(master)     # before start: nothing is written yet
         try:
             start(store, cid, notify_in_background=not detach)
         except BaseException:

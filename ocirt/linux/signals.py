@@ -40,6 +40,33 @@ def install(signum: int, handler) -> None:
     _signal.signal(signum, handler)
 
 
+def describe(sig: int) -> str:
+    """A signal as Go's exec.ExitError names it ("bad system call", "killed"): libc's
+    description without the leading capital ("CPU time limit exceeded" keeps its own)."""
+    text = _signal.strsignal(sig) or f"signal {sig}"
+    if len(text) > 1 and text[0].isupper() and text[1].islower():
+        text = text[0].lower() + text[1:]
+    return text
+
+
+def reset_for_exec() -> None:
+    """Default dispositions and an empty mask, in a process about to exec a program that is
+    not ours: the container's process, a hook, ps(1). execve(2) resets caught signals only:
+    the interpreter's SIG_IGN for SIGPIPE and SIGXFSZ (and any inherited ignore or mask) would
+    reach the program, and a `yes | head` would never end (runc's processes start with none).
+
+    Python records every disposition (read from the kernel at start-up, updated by each
+    signal() call), so only the changed ones cost a system call. Call it before seccomp: a
+    profile need not allow rt_sigaction."""
+    for sig in range(1, _signal.NSIG):
+        if _signal.getsignal(sig) != SIG_DFL:
+            try:
+                _signal.signal(sig, SIG_DFL)
+            except (OSError, ValueError):
+                pass  # 32 and 33 belong to libc's threads and are never ignored
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
+
+
 def parse(text: str) -> int:
     """runc's signal syntax: a number (any, as runc), or a name with or without SIG (KILL,
     SIGKILL, SIGRTMIN+3). Raises ValueError."""

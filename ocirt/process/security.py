@@ -28,7 +28,9 @@ Ordering, and why (runc's standard_init_linux.go / finalizeNamespace does the sa
   rule 8, 13). Capabilities the kernel will not grant (not held by the runtime, ambient without
   inheritable, ...) are left out and reported in p.warnings (runtime-spec: warn, don't fail).
 * apply_seccomp() is last, right before execve (rule 13), so the filter sees as few of the
-  init's own syscalls as possible. The kernel only lets a task without no_new_privs install a
+  init's own syscalls as possible: only startContainer hooks (which run under the filter, as in
+  runc) and the answer to `start` come between. Signals are reset before it (the profile need
+  not allow rt_sigaction). The kernel only lets a task without no_new_privs install a
   filter if it has CAP_SYS_ADMIN. runc handles that by loading the filter *before* the uid/caps
   change when noNewPrivileges is false -- the filter then has to allow setgroups, setresgid,
   setresuid, capset and prctl, and those run under it. Instead, when seccomp is set, NNP is off

@@ -8,7 +8,9 @@ and apply_caps sets all sets exactly afterwards.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 
 from ocirt.errors import ConfigError, SetupError
 from ocirt.linux import syscalls as sc
@@ -46,6 +48,7 @@ def parse(user: object, *, jpath: str = "process.user",
 
 
 def apply(uid: int, gid: int, groups: tuple[int, ...], umask: int | None) -> None:
+    give_stdio_to(uid)
     try:
         os.setgroups(list(groups))
     except OSError as e:
@@ -71,3 +74,27 @@ def apply(uid: int, gid: int, groups: tuple[int, ...], umask: int | None) -> Non
         sc.prctl(sc.PR_SET_KEEPCAPS, 0)
     # runc: the configured umask, else 0022 (not the runtime's own umask).
     os.umask(0o022 if umask is None else umask)
+
+
+def give_stdio_to(uid: int) -> None:
+    """Make fds 0-2 owned by the process's uid while we may still chown, as runc's
+    fixStdioPermissions: the console (a pty of the container's devpts, whose group is the mount's
+    gid= option) must be usable by its user, and so must a pipe the process reopens through
+    /dev/stdout. Only the uid changes; /dev/null and files already owned by uid are left alone,
+    and so is what cannot be changed (an owner not mapped in a user namespace, a read-only
+    file system)."""
+    for fd in (0, 1, 2):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue  # closed
+        if st.st_uid == uid or (stat.S_ISCHR(st.st_mode) and st.st_rdev == _DEV_NULL):
+            continue
+        try:
+            os.fchown(fd, uid, st.st_gid)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.EPERM, errno.EROFS):
+                raise SetupError(f"chown of fd {fd} to uid {uid}: {e.strerror}") from None
+
+
+_DEV_NULL = os.makedev(1, 3)

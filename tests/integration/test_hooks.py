@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import struct
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from ocirt_testlib import cgroup_dirs_named
+from ocirt_testlib import (NO_SIGNAL_MASKS, cgroup_dirs_named, ignore_and_block_signals,
+                           signal_masks)
 
 
 def recorder(tmp_path: Path, name: str) -> dict:
@@ -22,6 +26,7 @@ def recorder(tmp_path: Path, name: str) -> dict:
                       f"echo \"$@\" > {out}.args\n"
                       f"env > {out}.env\n"
                       f"readlink /proc/self/ns/mnt > {out}.mnt\n"
+                      f"pwd > {out}.cwd\n"
                       f"date +%s%N > {out}.time\n")
     script.chmod(0o755)
     return {"path": str(script), "args": [f"hook-{name}", "a1", "a2"], "env": ["HOOKVAR=yes"]}
@@ -138,3 +143,154 @@ def test_hook_timeout_kills_the_hook_and_fails(ocirt, bundle, cid):
     p = ocirt("create", "--bundle", str(bundle.path), cid)
     assert p.returncode == 1 and b"timeout" in p.stderr
     assert time.monotonic() - t < 25
+
+
+# --- where and how each kind runs, as in runc 1.1.5 -------------------------------------------
+
+def test_runtime_hooks_run_from_the_bundle(ocirt, hooked, cid, tmp_path):
+    ocirt.ok("run", "--bundle", str(hooked.path), cid)
+    for kind in ("prestart", "createRuntime", "poststart", "poststop"):
+        assert read(tmp_path, kind, "cwd").strip() == str(hooked.path), kind
+
+
+def test_create_container_hook_runs_from_the_rootfs(ocirt, hooked, cid, tmp_path):
+    ocirt.ok("run", "--bundle", str(hooked.path), cid)
+    assert read(tmp_path, "createContainer", "cwd").strip() == hooked.config["root"]["path"]
+
+
+def test_create_container_hook_relative_paths_land_in_the_rootfs(ocirt, bundle, cid,
+                                                                 rootfs_template):
+    # The user's report: `touch ./lib/x` from a createContainer hook wrote into the host's /lib.
+    rootfs = bundle.own_rootfs(rootfs_template)
+    (rootfs / "lib").mkdir()
+    name = f"hook-made-{cid}"
+    bundle.config["hooks"] = {"createContainer": [
+        {"path": "/bin/sh", "args": ["sh", "-c", f"touch ./lib/{name}"]}]}
+    bundle.args("ls", f"/lib/{name}")
+    on_host = Path("/lib", name)
+    try:
+        p = ocirt("run", "--bundle", str(bundle.path), cid)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout == f"/lib/{name}\n".encode()      # seen inside the container
+        assert (rootfs / "lib" / name).exists()
+        assert not on_host.exists()
+    finally:
+        if on_host.exists():
+            on_host.unlink()
+
+
+def test_start_container_hook_runs_from_the_process_cwd(ocirt, bundle, cid, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    bundle.config["mounts"].append({"destination": "/shared", "type": "bind",
+                                    "source": str(shared), "options": ["rbind"]})
+    bundle.config["process"]["cwd"] = "/tmp"
+    bundle.config["hooks"] = {"startContainer": [
+        {"path": "/bin/sh", "args": ["sh", "-c", "pwd > /shared/cwd"]}]}
+    bundle.args("true")
+    ocirt.ok("run", "--bundle", str(bundle.path), cid)
+    assert (shared / "cwd").read_text() == "/tmp\n"
+
+
+def test_start_container_hook_runs_under_the_containers_seccomp_filter(ocirt, bundle, cid):
+    # runc's tests/integration/seccomp.bats "runc run [seccomp] (startContainer hook)".
+    bundle.config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_KILL"}]}
+    bundle.config["hooks"] = {"startContainer": [
+        {"path": "/bin/sh", "args": ["sh", "-c", "mkdir /dev/shm/foo"]}]}
+    bundle.args("/bin/true")
+    p = ocirt("run", "--bundle", str(bundle.path), cid)
+    assert p.returncode != 0
+    assert b"error running hook" in p.stderr and b"bad system call" in p.stderr
+    assert ocirt.ids() == []
+
+
+def test_hooks_that_do_not_read_a_large_state_still_succeed(ocirt, bundle, cid):
+    # The state reaches stdin whole before the hook starts: a hook that exits without reading
+    # it cannot make the writer (the init, for startContainer) die of SIGPIPE.
+    bundle.config["annotations"] = {"big": "x" * 300_000}
+    bundle.config["hooks"] = {k: [{"path": "/bin/true"}]
+                              for k in ("createRuntime", "createContainer", "startContainer")}
+    bundle.args("true")
+    ocirt.ok("run", "--bundle", str(bundle.path), cid)
+
+
+def test_hooks_start_with_default_signals_and_an_empty_mask(ocirt, bundle, cid, tmp_path):
+    # cp is the hook itself (a shell would change its own mask): it copies its own status,
+    # startContainer's through a bind mount (its /bin/cp is the container's).
+    bundle.config["mounts"].append({"destination": "/shared", "type": "bind",
+                                    "source": str(tmp_path), "options": ["rbind"]})
+    kinds = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+             "poststop")
+    dest = {k: tmp_path / f"{k}.status" for k in kinds}
+    dest["startContainer"] = Path("/shared/startContainer.status")
+    bundle.config["hooks"] = {k: [{"path": "/bin/cp", "args": ["cp", "/proc/self/status",
+                                                               str(dest[k])]}] for k in kinds}
+    bundle.args("true")
+    ocirt.ok("run", "--bundle", str(bundle.path), cid, preexec_fn=ignore_and_block_signals)
+    for kind in kinds:
+        assert signal_masks((tmp_path / f"{kind}.status").read_text()) == NO_SIGNAL_MASKS, kind
+
+
+def shared_object(soname: str) -> bytes:
+    """A minimal x86-64 ELF shared object whose only content is its DT_SONAME: enough for
+    ldconfig to link and cache it (runc's test builds one with gcc)."""
+    ehdr_size, phdr_size = 64, 56
+    dyn_off = ehdr_size + 2 * phdr_size
+    str_off = dyn_off + 3 * 16
+    dynamic = struct.pack("<6q", 14, 1, 5, str_off, 0, 0)     # DT_SONAME, DT_STRTAB, DT_NULL
+    strtab = b"\0" + soname.encode() + b"\0"
+    size = str_off + len(strtab)
+    ehdr = (b"\x7fELF\x02\x01\x01" + b"\0" * 9
+            + struct.pack("<HHIQQQIHHHHHH", 3, 62, 1, 0, ehdr_size, 0, 0, ehdr_size, phdr_size,
+                          2, 64, 0, 0))
+    load = struct.pack("<IIQQQQQQ", 1, 4, 0, 0, 0, size, size, 0x1000)
+    dyn = struct.pack("<IIQQQQQQ", 2, 4, dyn_off, dyn_off, dyn_off, 48, 48, 8)
+    return ehdr + load + dyn + dynamic + strtab
+
+
+def test_library_hooks_as_in_runc(ocirt, bundle, cid, rootfs_template):
+    """runc's tests/integration/hooks.bats "runc run (hooks library tests)": a createRuntime
+    hook bind-mounts a library into the container's /lib through nsenter, a createContainer
+    hook does the same with paths relative to the rootfs, a startContainer hook runs
+    ldconfig in the container, and the process finds both libraries in the cache."""
+    if os.uname().machine != "x86_64":
+        pytest.skip("the test library is built for x86-64")
+    ldconfig = Path("/sbin/ldconfig")
+    if "static" not in subprocess.run(["file", "-L", str(ldconfig)], capture_output=True,
+                                      text=True).stdout:
+        pytest.skip("needs a statically linked /sbin/ldconfig to copy into the rootfs")
+    rootfs = bundle.own_rootfs(rootfs_template)
+    shutil.copy2(ldconfig, rootfs / "sbin" / "ldconfig")
+    libpath = rootfs / "lib"
+    libpath.mkdir(exist_ok=True)
+    cr, cc = "librunc-hooks-create-runtime.so", "librunc-hooks-create-container.so"
+    for lib in (cr, cc):
+        (bundle.path / f"{lib}.1.0.0").write_bytes(shared_object(f"{lib}.1"))
+    # The state's pid, without jq.
+    create_runtime = (f"pid=$(sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p')\n"
+                      f"touch \"{libpath}/{cr}.1.0.0\"\n"
+                      f"nsenter -m -t $pid mount --bind \"{bundle.path}/{cr}.1.0.0\" "
+                      f"\"{libpath}/{cr}.1.0.0\"\n")
+    create_container = (f"touch ./lib/{cc}.1.0.0 && "
+                        f"mount --bind {bundle.path}/{cc}.1.0.0 ./lib/{cc}.1.0.0")
+    path = [f"PATH={os.environ['PATH']}"]
+    bundle.config["hooks"] = {
+        "createRuntime": [{"path": "/bin/sh", "args": ["/bin/sh", "-c", create_runtime],
+                           "env": path}],
+        "createContainer": [{"path": "/bin/sh", "args": ["/bin/sh", "-c", create_container],
+                             "env": path}],
+        "startContainer": [{"path": "/bin/sh", "args": ["/bin/sh", "-c", "ldconfig"]}],
+    }
+    bundle.args("/bin/sh", "-c", "ldconfig -p | grep librunc")
+    on_host = Path("/lib", f"{cc}.1.0.0")     # where a hook run from the host's / would write
+    try:
+        p = ocirt("run", "--bundle", str(bundle.path), cid)
+        assert p.returncode == 0, p.stderr
+        out = p.stdout.decode()
+        assert cr in out and cc in out
+        assert not on_host.exists()
+    finally:
+        if on_host.exists():
+            on_host.unlink()
