@@ -65,7 +65,7 @@ def test_create_refuses_a_unified_key_that_is_not_a_resource_file(ocirt, bundle,
     before, pid1 = own_cgroup(sleeper), own_cgroup(1)
     with_unified(bundle, {key: str(sleeper)})
     msg = error_of(ocirt, "create", "--bundle", str(bundle.path), cid)
-    assert msg.startswith(f'config.json: linux.resources.unified["{key}"]: '), msg
+    assert f': config.json: linux.resources.unified["{key}"]: ' in msg, msg
     assert own_cgroup(sleeper) == before and own_cgroup(1) == pid1
     assert ocirt.ids() == [] and cgroup_dirs_named(cid) == []
 
@@ -94,8 +94,7 @@ def test_unified_key_of_a_controller_not_in_cgroup2_is_an_invalid_configuration(
         pytest.skip("the memory controller is on the cgroup v2 hierarchy of this host")
     with_unified(bundle, {"memory.min": "131072"})
     msg = error_of(ocirt, "run", "--detach", "--bundle", str(bundle.path), cid)
-    assert msg.startswith('config.json: linux.resources.unified["memory.min"]: invalid '
-                          'configuration'), msg
+    assert ': config.json: linux.resources.unified["memory.min"]: invalid configuration' in msg, msg
     assert ocirt.ids() == [] and cgroup_dirs_named(cid) == []
 
 
