@@ -1,5 +1,9 @@
+"""`python -m ocirt`: the same command as `ocirt` (create, run and exec check the interpreter
+the same way, see ocirt/spawn/exeseal.py)."""
+
 import sys
 
 from ocirt.cli.main import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

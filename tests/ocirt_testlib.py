@@ -4,6 +4,9 @@ test directories have one)."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -91,3 +94,49 @@ def block_device() -> tuple[int, int] | None:
             if len(parts) == 4 and not parts[3].startswith(("loop", "zram", "ram")):
                 return int(parts[0]), int(parts[1])
     return None
+
+
+class PipInstall:
+    """A wheel built from a checkout and installed with pip into a fresh venv of Debian's
+    python3, the way a user installs ocirt without hack/install."""
+
+    # What a source distribution of ocirt holds: the build sees nothing else of the checkout.
+    SOURCES = ("ocirt", "ocimg", "specs", "setup.cfg", "pyproject.toml", "README.md")
+
+    def __init__(self, wheel: Path, venv: Path) -> None:
+        self.wheel = wheel
+        self.venv = venv
+
+    @classmethod
+    def make(cls, repo: Path, work: Path) -> "PipInstall":
+        # Built from a copy: a build writes build/ and *.egg-info next to its sources.
+        src = work / "src"
+        src.mkdir()
+        for name in cls.SOURCES:
+            if (repo / name).is_dir():
+                shutil.copytree(repo / name, src / name, symlinks=True,
+                                ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(repo / name, src / name)
+        dist = work / "dist"
+        # No build isolation and no dependencies: the build uses the test venv's setuptools
+        # and needs no network.
+        _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+              "--disable-pip-version-check", "-w", str(dist), str(src)])
+        wheel = next(dist.glob("ocirt-*.whl"))
+        venv = work / "venv"
+        _run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(venv)])
+        # ocirt runs on the standard library alone; ocimg's commands that need urllib3,
+        # zstandard or rich are not run from this venv.
+        _run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python3"), "install",
+              "-q", "--no-deps", "--no-index", "--disable-pip-version-check", str(wheel)])
+        return cls(wheel, venv)
+
+    def bin(self, name: str) -> str:
+        return str(self.venv / "bin" / name)
+
+
+def _run(cmd: list[str]) -> None:
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {p.returncode}: {p.stderr.strip()}")
