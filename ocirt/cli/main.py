@@ -45,7 +45,8 @@ VERBS: dict[str, tuple[str, str]] = {
 }
 
 
-# Verbs that move a process into a cgroup: they start the kernel's grace period early.
+# Verbs that start processes a container can reach, and move them into a cgroup: they check
+# the interpreter (exeseal) and start the kernel's grace period early.
 _PLACES_PROCESSES = ("create", "run", "exec")
 
 
@@ -120,10 +121,14 @@ def main(argv: list[str] | None = None) -> int:
                   cgroup_manager=g["cgroup-manager"], debug=g["debug"], command=verb)
     if g["cgroup-manager"] == "systemd":
         ctx.systemd_cgroup = True
-    if verb in _PLACES_PROCESSES:
-        from ocirt.cgroups import warmup
-        warmup.start()
     try:
+        if verb in _PLACES_PROCESSES:
+            # CVE-2019-5736: nothing a container can reach may run on a writable interpreter;
+            # this re-executes ocirt (no return) unless it runs on a sealed one already.
+            from ocirt.spawn import exeseal
+            exeseal.ensure_sealed(argv)
+            from ocirt.cgroups import warmup
+            warmup.start()
         name = f"ocirt.cli.{entry[0]}"
         __import__(name)            # importlib itself would cost an import (and warnings)
         module = sys.modules[name]

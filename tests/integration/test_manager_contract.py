@@ -62,7 +62,10 @@ class RT:
 
 @pytest.fixture(params=["ocirt", "runc"])
 def rt(request, tmp_path_factory):
-    binary = BINARIES[request.param]
+    if request.param == "ocirt-pip":        # a pip install's console script (see tests/packaging)
+        binary = request.getfixturevalue("pip_install").bin("ocirt")
+    else:
+        binary = BINARIES[request.param]
     if not binary:
         pytest.skip("runc is not installed")
     root = str(tmp_path_factory.mktemp(f"{request.param}-root"))
@@ -384,6 +387,12 @@ def _run_with_fds(rt: RT, bundle, cid: str, env: dict | None, *flags: str) -> tu
         os.close(r4)
 
 
+# ocirt-pip: the fds and the environment (LISTEN_PID names the runtime's pid) must survive the
+# re-execution through the sealed interpreter.
+THROUGH_PIP = pytest.mark.parametrize("rt", ["ocirt", "runc", "ocirt-pip"], indirect=True)
+
+
+@THROUGH_PIP
 def test_preserve_fds_passes_fds_through(rt, bundle):
     bundle.sh("echo three >&3; echo four >&4; echo env:${LISTEN_FDS:-none}")
     _, out, fds = _run_with_fds(rt, bundle, unique_id(), None, "--preserve-fds", "2")
@@ -391,6 +400,7 @@ def test_preserve_fds_passes_fds_through(rt, bundle):
     assert out == b"env:none\n"
 
 
+@THROUGH_PIP
 def test_listen_fds_passes_fds_and_sets_listen_pid_1(rt, bundle):
     bundle.sh("echo three >&3; echo four >&4; echo env:$LISTEN_FDS:$LISTEN_PID")
     env = dict(os.environ, LISTEN_FDS="2")
