@@ -36,6 +36,8 @@ libpython statically. The host libraries the runtime maps (ld.so, libc, libm, li
 _ctypes with libffi, libseccomp; libpython3.x.so on a Python built --enable-shared) stay on
 their own mounts: a container reaches them only through /proc/PID/map_files, which needs
 CAP_SYS_ADMIN in the host's user namespace, on processes that are non-dumpable until they exec.
+An interpreter that finds libpython through $ORIGIN cannot run from a view that has no
+directory: create, run and exec refuse with an error there rather than re-execute.
 """
 
 from __future__ import annotations
@@ -86,6 +88,11 @@ def ensure_sealed(args: list[str]) -> None:
     if _resumed:
         raise SecurityError("the interpreter is still writable after ocirt re-executed itself "
                             "through a read-only copy (CVE-2019-5736)")
+    if finds_libpython_by_origin():
+        raise SecurityError(f"{sys.executable} loads libpython relative to its own path "
+                            "($ORIGIN), so it cannot run from a sealed copy: start ocirt with an "
+                            "interpreter that links libpython statically or by absolute path, "
+                            "or through hack/install's launcher (CVE-2019-5736)")
     try:
         fd = readonly_view()
     except OSError:
@@ -95,6 +102,17 @@ def ensure_sealed(args: list[str]) -> None:
             raise SecurityError(f"cannot make a sealed copy of the interpreter to run containers "
                                 f"from (CVE-2019-5736): {e.strerror or e}") from None
     os.execve(fd, reexec_argv(args), os.environ)
+
+
+def finds_libpython_by_origin() -> bool:
+    """True for a relocatable build (python-build-standalone, conda) whose loader finds
+    libpython through $ORIGIN: run from a detached mount or a memfd the binary has no directory,
+    and the re-executed interpreter would die in the loader instead of reporting an error."""
+    with open("/proc/self/maps", "rb") as f:
+        if b"/libpython" not in f.read():
+            return False                # libpython linked in (Debian's): nothing to look up
+    with open("/proc/self/exe", "rb") as f:
+        return b"$ORIGIN" in f.read()   # a shared-libpython interpreter is a small file
 
 
 def reexec_argv(args: list[str]) -> list[str]:
