@@ -166,12 +166,5 @@ def resume() -> None:
     """The re-executed runtime: the command again, marked so that it cannot re-execute twice."""
     global _resumed
     _resumed = True
-    import gc
-    gc.disable()                # as the launcher does (hack/ocirt); run and exec re-enable it
-    from ocirt import codecache
-    codecache.install()
-    from ocirt.cli.main import main
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    from ocirt.__main__ import run
+    run()

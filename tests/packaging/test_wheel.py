@@ -50,7 +50,7 @@ def test_wheel_carries_no_tests_hack_or_bytecode(wheel_names):
 def test_wheel_declares_both_console_scripts(pip_install):
     eps = configparser.ConfigParser()
     eps.read_string(_wheel_text(pip_install, ".dist-info/entry_points.txt"))
-    assert dict(eps["console_scripts"]) == {"ocirt": "ocirt.cli.main:main",
+    assert dict(eps["console_scripts"]) == {"ocirt": "ocirt.__main__:run",
                                              "ocimg": "ocimg.cli:main"}
 
 
