@@ -15,6 +15,16 @@ def run() -> None:
     gc.disable()
     from ocirt import codecache
     codecache.install()             # served from hack/install's cache when there is one
+    if {"create", "run", "exec"} & set(sys.argv[1:]):
+        # Re-executed through a sealed interpreter before the CLI is even imported, when needed
+        # (see ocirt/spawn/exeseal.py; an argument that only looks like a verb costs a needless
+        # re-execution). The CLI checks again and reports a failure as its one error line.
+        from ocirt.errors import SecurityError
+        from ocirt.spawn import exeseal
+        try:
+            exeseal.ensure_sealed(sys.argv[1:])
+        except SecurityError:
+            pass
     from ocirt.cli.main import main
     code = main()
     try:
