@@ -1,6 +1,7 @@
 """Fixtures for the manager tests: one image archive, one private podman storage and one
 private containerd per session, and the runtime under test ([ocirt, runc]: every scenario also
-runs with runc, so a scenario failing with ocirt alone points at ocirt)."""
+runs with runc, so a scenario failing with ocirt alone points at ocirt). Scenarios parametrized
+with "ocirt-pip" also run the `ocirt` of a pip install, registered by its path as users would."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ def _need(*tools: str) -> None:
 
 @pytest.fixture(params=["ocirt", "runc"])
 def runtime(request) -> str:
+    if request.param == "ocirt-pip":        # a pip install's console script (tests/packaging)
+        return request.getfixturevalue("pip_install").bin("ocirt")
     path = clientlib.runtimes()[request.param]
     if not os.path.exists(path):
         pytest.skip(f"{request.param} not installed at {path}")
