@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ocirt_testlib import unique_id  # noqa: F401  (re-exported for fixtures)
+from ocirt_testlib import PipInstall, unique_id  # noqa: F401  (unique_id: re-exported)
 
 REPO = Path(__file__).resolve().parent.parent
 OCIRT = os.environ.get("OCIRT_BIN", str(REPO / "hack" / "ocirt"))
@@ -120,6 +120,26 @@ def _runner(tmp_path_factory, name: str, binary: str):
     for cid in r.ids():
         r("delete", "--force", cid)
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pip_install(tmp_path_factory) -> PipInstall:
+    """This checkout built into a wheel and pip-installed into a fresh venv, once per session."""
+    work = tmp_path_factory.mktemp("pip")
+    return PipInstall.make(REPO, work)
+
+
+@pytest.fixture
+def pip_ocirt(ocirt, pip_install) -> Runner:
+    """`ocirt` as a pip install's console script, on the `ocirt` fixture's state root (which
+    deletes what is left)."""
+    return Runner(ocirt.root, binary=pip_install.bin("ocirt"))
+
+
+@pytest.fixture(params=["launcher", "pip"])
+def any_ocirt(request, ocirt) -> Runner:
+    """`ocirt` started as the launcher (hack/ocirt) and as a pip install's console script."""
+    return ocirt if request.param == "launcher" else request.getfixturevalue("pip_ocirt")
 
 
 @pytest.fixture

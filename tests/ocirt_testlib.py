@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -180,8 +181,12 @@ class RT:
 @pytest.fixture(params=["ocirt", "runc"])
 def rt(request, tmp_path_factory):
     """Each runtime in turn (runc skipped when it is not installed); import it into a test
-    module to use it."""
-    binary = BINARIES[request.param]
+    module to use it. Tests parametrized indirectly with "ocirt-pip" get the `ocirt` of a pip
+    install (tests/packaging)."""
+    if request.param == "ocirt-pip":
+        binary = request.getfixturevalue("pip_install").bin("ocirt")
+    else:
+        binary = BINARIES[request.param]
     if not binary:
         pytest.skip("runc is not installed")
     root = str(tmp_path_factory.mktemp(f"{request.param}-root"))
@@ -202,6 +207,8 @@ def wait_for(pred, timeout: float = 10.0):
 
 def wait_status(rt: RT, cid: str, want: str) -> dict:
     return wait_for(lambda: (st := rt.state(cid))["status"] == want and st) or rt.state(cid)
+
+
 class ConsoleSocket:
     """A manager's --console-socket listener (conmon, go-runc): one SCM_RIGHTS fd, and a
     payload."""
@@ -241,3 +248,49 @@ def read_until(fd: int, marker: bytes, timeout: float = 15) -> bytes:
                 break
             buf += chunk
     return buf
+
+
+class PipInstall:
+    """A wheel built from a checkout and installed with pip into a fresh venv of Debian's
+    python3, the way a user installs ocirt without hack/install."""
+
+    # What a source distribution of ocirt holds: the build sees nothing else of the checkout.
+    SOURCES = ("ocirt", "ocimg", "specs", "setup.cfg", "pyproject.toml", "README.md")
+
+    def __init__(self, wheel: Path, venv: Path) -> None:
+        self.wheel = wheel
+        self.venv = venv
+
+    @classmethod
+    def make(cls, repo: Path, work: Path) -> "PipInstall":
+        # Built from a copy: a build writes build/ and *.egg-info next to its sources.
+        src = work / "src"
+        src.mkdir()
+        for name in cls.SOURCES:
+            if (repo / name).is_dir():
+                shutil.copytree(repo / name, src / name, symlinks=True,
+                                ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(repo / name, src / name)
+        dist = work / "dist"
+        # No build isolation and no dependencies: the build uses the test venv's setuptools
+        # and needs no network.
+        _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+              "--disable-pip-version-check", "-w", str(dist), str(src)])
+        wheel = next(dist.glob("ocirt-*.whl"))
+        venv = work / "venv"
+        _run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(venv)])
+        # ocirt runs on the standard library alone; ocimg's commands that need urllib3,
+        # zstandard or rich are not run from this venv.
+        _run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python3"), "install",
+              "-q", "--no-deps", "--no-index", "--disable-pip-version-check", str(wheel)])
+        return cls(wheel, venv)
+
+    def bin(self, name: str) -> str:
+        return str(self.venv / "bin" / name)
+
+
+def _run(cmd: list[str]) -> None:
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {p.returncode}: {p.stderr.strip()}")

@@ -47,7 +47,8 @@ VERBS: dict[str, tuple[str, str]] = {
 }
 
 
-# Verbs that move a process into a cgroup: they start the kernel's grace period early.
+# Verbs that start processes a container can reach, and move them into a cgroup: they check
+# the interpreter (exeseal) and start the kernel's grace period early.
 _PLACES_PROCESSES = ("create", "run", "exec")
 # Verbs whose trailing arguments belong to another program (runc's SkipArgReorder): their
 # flags must come before the container id.
@@ -137,11 +138,15 @@ def main(argv: list[str] | None = None) -> int:
                   cgroup_manager=g["cgroup-manager"], debug=g["debug"], command=verb)
     if g["cgroup-manager"] == "systemd":
         ctx.systemd_cgroup = True
-    if verb in _PLACES_PROCESSES:
-        from ocirt.cgroups import warmup
-        warmup.start()
     module = None
     try:
+        if verb in _PLACES_PROCESSES:
+            # CVE-2019-5736: nothing a container can reach may run on a writable interpreter;
+            # this re-executes ocirt (no return) unless it runs on a sealed one already.
+            from ocirt.spawn import exeseal
+            exeseal.ensure_sealed(argv)
+            from ocirt.cgroups import warmup
+            warmup.start()
         module = _module(verb)
         parsed = fl.parse(rest, module.FLAGS, verb, reorder=verb not in _KEEPS_ARG_ORDER)
         if parsed.get("help"):

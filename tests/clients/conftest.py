@@ -1,7 +1,8 @@
 """Fixtures for the manager tests: one image archive, one private podman storage, one private
 containerd and one containerd serving the CRI (with its registry) per session, and the runtime
-under test ([ocirt, runc]: every scenario also
-runs with runc, so a scenario failing with ocirt alone points at ocirt)."""
+under test ([ocirt, runc]: every scenario also runs with runc, so a scenario failing with ocirt
+alone points at ocirt). Scenarios parametrized with "ocirt-pip" also run the `ocirt` of a pip
+install, registered by its path as users would."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ def _installed(name: str) -> str:
 
 @pytest.fixture(params=["ocirt", "runc"])
 def runtime(request) -> str:
+    if request.param == "ocirt-pip":        # a pip install's console script (tests/packaging)
+        return request.getfixturevalue("pip_install").bin("ocirt")
     return _installed(request.param)
 
 

@@ -55,6 +55,7 @@ def test_run_exit_code_and_output(ctr):
     assert "to-stderr" in p.stderr
 
 
+@pytest.mark.parametrize("runtime", ["ocirt", "runc", "ocirt-pip"], indirect=True)
 def test_exec_ps_pause_resume_kill_delete(ctr):
     cid = ctr.new_id()
     ctr.ok("run", "-d", *ctr.run_args(), IMAGE, cid, "sh", "-c",

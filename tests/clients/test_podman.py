@@ -37,6 +37,7 @@ def test_run_missing_and_unexecutable_command(podman):
     assert "permission denied" in p.stderr
 
 
+@pytest.mark.parametrize("runtime", ["ocirt", "runc", "ocirt-pip"], indirect=True)
 def test_detached_exec_logs_top_pause_stop_rm(podman):
     n = name()
     # sh as PID 1 reports SIGTERM and keeps running: stop must fall back to SIGKILL.

@@ -317,6 +317,12 @@ def _run_with_fds(rt: RT, bundle, cid: str, env: dict | None, *flags: str) -> tu
         os.close(r4)
 
 
+# ocirt-pip: the fds and the environment (LISTEN_PID names the runtime's pid) must survive the
+# re-execution through the sealed interpreter.
+THROUGH_PIP = pytest.mark.parametrize("rt", ["ocirt", "runc", "ocirt-pip"], indirect=True)
+
+
+@THROUGH_PIP
 def test_preserve_fds_passes_fds_through(rt, bundle):
     bundle.sh("echo three >&3; echo four >&4; echo env:${LISTEN_FDS:-none}")
     _, out, fds = _run_with_fds(rt, bundle, unique_id(), None, "--preserve-fds", "2")
@@ -324,6 +330,7 @@ def test_preserve_fds_passes_fds_through(rt, bundle):
     assert out == b"env:none\n"
 
 
+@THROUGH_PIP
 def test_listen_fds_passes_fds_and_sets_listen_pid_1(rt, bundle):
     bundle.sh("echo three >&3; echo four >&4; echo env:$LISTEN_FDS:$LISTEN_PID")
     env = dict(os.environ, LISTEN_FDS="2")
