@@ -15,6 +15,11 @@ import urllib.parse
 import uuid
 from pathlib import Path
 
+# gRPC (imported later, with the generated stubs) reads this once: its fork handlers abort a
+# child forked while its threads run, and other tests fork in this process (tests/rootfs),
+# none of whose children uses gRPC.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 from clientlib import REPO, Containerd, check, docker_archive, run, runtimes, wait_until
 
 sys.path.insert(0, str(REPO / "tests" / "ocimg"))
