@@ -32,7 +32,9 @@ def write(dirpath: str, name: str, value: str | int, field: str | None = None,
         if e.errno == errno.ENOENT and field:
             raise ConfigError(field, f"not supported on this host: {path} does not exist",
                               source) from None
-        raise CgroupError(f"cannot open {path}: {e.strerror}") from None
+        err = CgroupError(f"cannot open {path}: {e.strerror}")
+        err.errno = e.errno
+        raise err from None
     try:
         os.write(fd, data)
     except OSError as e:

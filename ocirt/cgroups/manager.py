@@ -251,8 +251,11 @@ class Manager:
             except CgroupError as e:
                 if self.rootless and getattr(e, "errno", None) in _NO_PERMISSION:
                     continue
-                raise CgroupError(f"cannot add process {pid} to cgroup {d}: "
-                                  f"{e.message}") from None
+                # runc's words, which scripts match (its exec.bats): "adding pid N to
+                # cgroups: ... DIR/cgroup.procs: no such file or directory".
+                why = os.strerror(e.errno).lower() if getattr(e, "errno", None) else e.message
+                raise CgroupError(f"adding pid {pid} to cgroups: "
+                                  f"{os.path.join(d, 'cgroup.procs')}: {why}") from None
         warmup.stop()
 
     def update(self, resources: dict) -> None:
