@@ -13,6 +13,10 @@ from ocirt.errors import HookError
 KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
 
+# poll(2)'s timeout is an int of milliseconds.
+_MAX_TIMEOUT = (1 << 31) // 1000 - 1
+
+
 def run_hook(hook: dict, state_json: bytes) -> None:
     # Imported here: subprocess costs milliseconds and most containers have no hooks. A hook run
     # after pivot_root (startContainer) needs it imported before: see preload().
@@ -24,6 +28,8 @@ def run_hook(hook: dict, state_json: bytes) -> None:
         k, _, v = item.partition("=")
         env[k] = v
     timeout = hook.get("timeout")
+    if timeout is not None and timeout > _MAX_TIMEOUT:
+        timeout = None  # poll(2) cannot wait longer in one call: no practical limit anyway
     proc = subprocess.Popen(args, executable=path, env=env, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True,
                             cwd="/")
