@@ -17,38 +17,8 @@ class Invalid(Exception):
 
 
 def _r(x: object) -> str:
-    """repr(x), cut to 100 characters; built piece by piece, so a huge or deeply nested value
-    costs no more than that (a whole repr could take seconds, or recurse too deeply)."""
-    out: list[str] = []
-    _repr_into(x, out, 101)
-    s = "".join(out)
-    return s if len(s) <= 100 else s[:96] + "..."
-
-
-def _repr_into(x: object, out: list[str], budget: int) -> int:
-    if isinstance(x, (list, dict)):
-        items = x.items() if isinstance(x, dict) else x
-        out.append("{" if isinstance(x, dict) else "[")
-        budget -= 1
-        for i, item in enumerate(items):
-            if budget <= 0:
-                return 0
-            if i:
-                out.append(", ")
-                budget -= 2
-            if isinstance(x, dict):
-                budget = _repr_into(item[0], out, budget)
-                out.append(": ")
-                budget = _repr_into(item[1], out, budget - 2)
-            else:
-                budget = _repr_into(item, out, budget)
-        out.append("}" if isinstance(x, dict) else "]")
-        return budget - 1
-    if isinstance(x, str) and len(x) > budget:
-        x = x[:budget]  # its repr is still longer than the budget: the end is cut anyway
-    s = repr(x)
-    out.append(s)
-    return budget - len(s)
+    from ocirt.config.shortrepr import short_repr  # only on the error path
+    return short_repr(x)
 
 
 _ENUM0 = frozenset(['SCHED_OTHER', 'SCHED_FIFO', 'SCHED_RR', 'SCHED_BATCH', 'SCHED_ISO', 'SCHED_IDLE', 'SCHED_DEADLINE'])
