@@ -63,7 +63,7 @@ def base_config(template_cfg: dict, rootfs: Path) -> dict[str, Any]:
                                      "timeout": 5}]}
     lx = d["linux"]
     names = {n["type"] for n in lx["namespaces"]}
-    for t in ("ipc", "uts", "network", "mount", "pid"):
+    for t in ("ipc", "uts", "network", "mount", "pid", "time"):
         if t not in names:
             lx["namespaces"].append({"type": t})
     lx["sysctl"] = {"net.ipv4.ip_forward": "0", "kernel.shmmni": "4096",
@@ -73,7 +73,21 @@ def base_config(template_cfg: dict, rootfs: Path) -> dict[str, Any]:
     lx["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
                      "syscalls": [{"names": ["kexec_load"], "action": "SCMP_ACT_ERRNO",
                                    "errnoRet": 1}]}
+    lx["seccomp"]["syscalls"].append({"names": ["personality"], "action": "SCMP_ACT_ERRNO",
+                                      "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]})
     lx["personality"] = {"domain": "LINUX"}
+    lx["timeOffsets"] = {"monotonic": {"secs": 3600, "nanosecs": 0}}
+    return d
+
+
+def with_user_namespace(base: dict) -> dict:
+    """The base in a new user namespace with id maps: checked here, never run (the rootfs is
+    not owned by the mapped root)."""
+    d = copy.deepcopy(base)
+    lx = d["linux"]
+    lx["namespaces"].append({"type": "user"})
+    lx["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    lx["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
     return d
 
 
@@ -159,11 +173,15 @@ def set_at(doc: dict, at: Parts, value: object) -> dict:
 
 
 def related(err_path: str, at: Parts) -> bool:
-    """The error names the broken field, something inside it, or the object holding it, or a
-    field that the broken one depends on (namespaces decide what other fields may do)."""
+    """The error names the broken field, something inside it, the object holding it or another
+    field of that object, or a field that the broken one depends on (namespaces decide what
+    other fields may do)."""
     mut = format_path(at)
     if err_path.startswith(mut) or mut.startswith(err_path):
         return True
+    parent = format_path(at[:-1])
+    if len(at) > 1 and err_path.startswith(parent):
+        return True  # a rule on two fields of one object (a mount's type and destination)
     return mut.startswith("linux.namespaces") or "linux.namespaces".startswith(mut)
 
 
@@ -246,12 +264,17 @@ def campaign(tmp_path_factory, template) -> tuple[Campaign, dict]:
 def test_a_hostile_value_anywhere_fails_at_a_related_field(campaign, ocirt, tmp_path, host) -> None:
     c, base = campaign
     c.samples.clear()
-    paths = [p for p in paths_of(base) if p]
+    userns = with_user_namespace(base)
+    assert c.check(dump(userns)) is None
+    targets = [(base, p) for p in paths_of(base) if p]
+    targets += [(userns, p) for p in paths_of(userns) if p[:2] in (("linux", "uidMappings"),
+                                                                   ("linux", "gidMappings"))]
 
-    @settings(CAMPAIGN, max_examples=700)
-    @given(st.sampled_from(paths), st.one_of(HOSTILE_VALUES, RANDOM_JSON))
-    def prop(at: Parts, value: object) -> None:
-        doc = set_at(base, at, value)
+    @settings(CAMPAIGN, max_examples=800)
+    @given(st.sampled_from(targets), st.one_of(HOSTILE_VALUES, RANDOM_JSON))
+    def prop(target: tuple[dict, Parts], value: object) -> None:
+        doc, at = target
+        doc = set_at(doc, at, value)
         err = c.check(dump(doc))
         if err is None:
             c.counts["accepted"] += 1
@@ -264,7 +287,7 @@ def test_a_hostile_value_anywhere_fails_at_a_related_field(campaign, ocirt, tmp_
 
     prop()
     print(f"\nhostile values: {c.counts['value']} refused, {c.counts['accepted']} accepted")
-    assert c.counts["value"] >= 400
+    assert c.counts["value"] >= 600
     c.cli_agrees(ocirt, tmp_path, host)
 
 
@@ -491,3 +514,17 @@ def test_valid_configs_run_or_fail_cleanly(campaign, ocirt, tmp_path, rootfs_tem
     for d in ("/", "/etc", "/tmp", "/dev", "/etc/" + MADE, "/tmp/" + MADE):
         assert not Path(d, MADE).exists()
     print(f"\nvalid configs: {dict(outcomes)}")
+
+
+def test_a_time_offset_the_kernel_refuses_names_the_field(ocirt, bundle, cid, host) -> None:
+    if not os.path.exists("/proc/self/ns/time"):
+        pytest.skip("no time namespaces on this kernel")
+    lx = bundle.config["linux"]
+    lx["namespaces"].append({"type": "time"})
+    lx["timeOffsets"] = {"monotonic": {"secs": 2**62, "nanosecs": 0}}  # valid JSON, past KTIME
+    bundle.write()
+    p = ocirt("create", "--bundle", str(bundle.path), cid)
+    assert p.returncode == 1
+    assert p.stderr.decode().endswith("linux.timeOffsets: Numerical result out of range\"\n")
+    assert ocirt.ids() == [] and pids_with_cmdline(cid) == [] and cgroup_dirs_named(cid) == []
+    host.assert_unchanged()
