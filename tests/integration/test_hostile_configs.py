@@ -311,6 +311,42 @@ def test_a_missing_required_field_is_named(campaign, ocirt, tmp_path, host) -> N
     c.cli_agrees(ocirt, tmp_path, host)
 
 
+def exec_checks(path: Path) -> None:
+    """What `ocirt exec --process FILE` checks before it touches the container (cli.exec's
+    load_process, then lifecycle.exec.execute's support and security checks)."""
+    from ocirt.config import support
+    from ocirt.config.load import load_process
+    from ocirt.process import security
+    process = load_process(str(path))
+    support.check_process(process)
+    security.prepare(process, {}, source="process")
+
+
+def test_a_hostile_exec_process_fails_at_a_related_field(campaign, tmp_path) -> None:
+    c, base = campaign
+    proc = base["process"]
+    paths = [p for p in paths_of(proc) if p]
+    where = tmp_path / "process.json"
+    where.write_text(json.dumps(proc))
+    exec_checks(where)
+
+    @settings(CAMPAIGN, max_examples=300)
+    @given(st.sampled_from(paths), st.one_of(HOSTILE_VALUES, RANDOM_JSON))
+    def prop(at: Parts, value: object) -> None:
+        where.write_text(json.dumps(set_at(proc, at, value)))
+        try:
+            exec_checks(where)
+        except ConfigError as err:
+            assert "\n" not in str(err) and err.path and related(err.path, at), err
+            c.counts["exec"] += 1
+        except OcirtError as err:
+            assert "\n" not in str(err) and "internal error" not in str(err)
+
+    prop()
+    print(f"\nhostile exec processes: {c.counts['exec']} refused")
+    assert c.counts["exec"] >= 200
+
+
 # JSON text Go's decoder refuses or that no syscall can take, spliced in where a value was.
 RAW_TOKENS = st.sampled_from([
     b"NaN", b"Infinity", b"-Infinity", b"1e999", b"-1e400", b"9" * 5000, b"-" + b"9" * 4400,
