@@ -463,6 +463,64 @@ def test_no_sysctl_key_reaches_the_hosts_proc_sys(campaign, ocirt, tmp_path, hos
 
 # -- valid configs: they run or fail cleanly -------------------------------------------------------
 
+SPECS = Path(__file__).resolve().parents[2] / "specs"
+
+
+def schema_of(*at: str) -> dict:
+    """The subschema of specs/config-schema.json for a config path, every $ref inlined."""
+    cfg = json.loads((SPECS / "config-schema.json").read_text())
+    defs = json.loads((SPECS / "defs.json").read_text())["definitions"]
+
+    def inline(v: object, here: dict) -> object:
+        """`here`: the definitions of the file v comes from, for its "#/..." refs."""
+        if isinstance(v, dict):
+            ref = v.get("$ref")
+            if ref is not None:
+                doc, _, name = ref.partition("#/definitions/")
+                where = defs if doc == "defs.json" else here
+                return inline(where[name], where)
+            return {k: inline(x, here) for k, x in v.items()}
+        if isinstance(v, list):
+            return [inline(x, here) for x in v]
+        return v
+
+    node: Any = inline(cfg, cfg["definitions"])
+    for key in at:
+        node = node["properties"][key]
+    return node
+
+
+# Fields whose schema-valid values are checked in-process only: run, they would execute or
+# bind whatever host path the generator picked.
+CHECK_ONLY = {("hooks",), ("mounts",), ("linux", "resources"), ("linux", "namespaces")}
+SCHEMA_FIELDS = [("process", "user"), ("process", "rlimits"), ("process", "scheduler"),
+                 ("process", "ioPriority"), ("process", "oomScoreAdj"), ("process", "consoleSize"),
+                 ("process", "capabilities"), ("process", "env"), ("hostname",), ("annotations",),
+                 ("linux", "devices"), ("linux", "sysctl"), ("linux", "seccomp"),
+                 ("linux", "personality"), ("linux", "maskedPaths"), ("linux", "timeOffsets"),
+                 *sorted(CHECK_ONLY)]
+
+
+def schema_valid(fields: list[tuple[str, ...]]) -> st.SearchStrategy:
+    from hypothesis_jsonschema import from_schema
+    return st.one_of([st.tuples(st.just(f), from_schema(schema_of(*f))) for f in fields])
+
+
+def test_schema_valid_values_pass_or_fail_cleanly(campaign) -> None:
+    c, base = campaign
+
+    @settings(CAMPAIGN, max_examples=200)
+    @given(schema_valid(SCHEMA_FIELDS))
+    def prop(field_value: tuple[tuple[str, ...], object]) -> None:
+        at, value = field_value
+        err = c.check(dump(set_at(base, at, value)))  # any exception but OcirtError fails
+        c.counts["schema-valid " + ("refused" if err else "accepted")] += 1
+
+    prop()
+    print(f"\nschema-valid values: {c.counts['schema-valid accepted']} accepted, "
+          f"{c.counts['schema-valid refused']} refused cleanly")
+
+
 # Paths through the rootfs's escaping symlinks (etc/up, tmp/root) and up with "..": whatever
 # they name must be made inside the rootfs, never as the host's /hostile-made.
 MADE = "hostile-made"
@@ -528,8 +586,11 @@ def test_valid_configs_run_or_fail_cleanly(campaign, ocirt, tmp_path, rootfs_tem
     bundle.mkdir()
     outcomes: Counter[str] = Counter()
 
-    @settings(CAMPAIGN, max_examples=30)
-    @given(valid_variants(base))
+    runnable = [f for f in SCHEMA_FIELDS if f not in CHECK_ONLY]
+
+    @settings(CAMPAIGN, max_examples=40)
+    @given(st.one_of(valid_variants(base),
+                     schema_valid(runnable).map(lambda fv: set_at(base, fv[0], fv[1]))))
     def prop(doc: dict) -> None:
         cid = unique_id("hostile")
         (bundle / "config.json").write_text(json.dumps(doc))
