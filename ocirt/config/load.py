@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ocirt import jsonio
 import os
+import stat
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -20,7 +21,11 @@ MAX_SIZE = 16 << 20
 
 def _read_json(path: str, source: str) -> Any:
     try:
-        with open(path, "rb") as f:
+        # O_NONBLOCK: a FIFO (or a symlink to one) must not hang create; only files are read.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ConfigError("", f"{path} is not a regular file", source)
             data = f.read(MAX_SIZE + 1)
     except FileNotFoundError:
         raise ConfigError("", f"{path}: no such file", source) from None

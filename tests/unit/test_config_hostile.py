@@ -4,6 +4,7 @@ when no field is to blame), never with Python's own error text."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -181,3 +182,17 @@ def test_console_size_must_fit_a_winsize() -> None:
 
 def test_a_hook_timeout_beyond_what_poll_takes_waits_without_limit() -> None:
     hooks.run_hook({"path": "/bin/true", "timeout": 10**30}, b"{}")
+
+
+@pytest.mark.parametrize("target", ["fifo", "/dev/zero"])
+def test_a_config_json_that_is_no_regular_file_is_refused_without_hanging(tmp_path: Path,
+                                                                         target: str) -> None:
+    b = tmp_path / "bundle"
+    (b / "rootfs").mkdir(parents=True)
+    if target == "fifo":
+        os.mkfifo(tmp_path / "fifo")  # no writer: reading it would block forever
+        (b / "config.json").symlink_to(tmp_path / "fifo")
+    else:
+        (b / "config.json").symlink_to(target)
+    with pytest.raises(ConfigError, match=r"^config.json: .*/config.json is not a regular file$"):
+        load_bundle(str(b))
