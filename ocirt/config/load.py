@@ -19,12 +19,13 @@ from ocirt.errors import ConfigError
 MAX_SIZE = 16 << 20
 
 
-def _read_json(path: str, source: str) -> Any:
+def _read_json(path: str, source: str, files_only: bool = True) -> Any:
     try:
-        # O_NONBLOCK: a FIFO (or a symlink to one) must not hang create; only files are read.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        # O_NONBLOCK: a FIFO (or a symlink to one) as config.json must not hang create.
+        # `exec --process /dev/stdin` reads a pipe, as runc allows.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | (os.O_NONBLOCK if files_only else 0))
         with open(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            if files_only and not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise ConfigError("", f"{path} is not a regular file", source)
             data = f.read(MAX_SIZE + 1)
     except FileNotFoundError:
@@ -115,6 +116,6 @@ def load_bundle(bundle: str) -> tuple[str, dict[str, Any]]:
 
 def load_process(path: str) -> dict[str, Any]:
     """Read and validate the process object given to `exec --process`."""
-    proc: dict[str, Any] = _read_json(path, path)
+    proc: dict[str, Any] = _read_json(path, path, files_only=False)
     validate_process(proc, path)
     return proc

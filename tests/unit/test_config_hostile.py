@@ -196,3 +196,14 @@ def test_a_config_json_that_is_no_regular_file_is_refused_without_hanging(tmp_pa
         (b / "config.json").symlink_to(target)
     with pytest.raises(ConfigError, match=r"^config.json: .*/config.json is not a regular file$"):
         load_bundle(str(b))
+
+
+def test_an_exec_process_may_come_through_a_pipe(tmp_path: Path) -> None:
+    from ocirt.config.load import load_process
+    r, w = os.pipe()
+    os.write(w, json.dumps({"cwd": "/", "args": ["true"]}).encode())
+    os.close(w)
+    try:
+        assert load_process(f"/proc/self/fd/{r}")["args"] == ["true"]
+    finally:
+        os.close(r)
