@@ -24,6 +24,10 @@ KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "post
 RUNTIME_KINDS = ("prestart", "createRuntime", "poststart", "poststop")
 
 
+# poll(2)'s timeout is an int of milliseconds.
+_MAX_TIMEOUT = (1 << 31) // 1000 - 1
+
+
 def run_hook(hook: dict, state_json: bytes, cwd: str | None = None) -> None:
     """Run one hook with exactly its own args and env, the state on stdin, a clean signal state
     (signals.reset_for_exec) and `cwd` (None: ours)."""
@@ -37,6 +41,8 @@ def run_hook(hook: dict, state_json: bytes, cwd: str | None = None) -> None:
         k, _, v = item.partition("=")
         env[k] = v
     timeout = hook.get("timeout")
+    if timeout is not None and timeout > _MAX_TIMEOUT:
+        timeout = None  # poll(2) cannot wait longer in one call: no practical limit anyway
     stdin = _filled_pipe(state_json)
     try:
         proc = subprocess.Popen(args, executable=path, env=env, cwd=cwd, stdin=stdin,

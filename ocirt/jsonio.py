@@ -4,7 +4,8 @@
 `state` or `kill` call. The C accelerator `_json` that json itself uses needs none of them: this
 module drives its scanner and encoder directly and produces the same text as json.loads /
 json.dumps. Malformed input falls back to the json package, only to raise its usual error (with
-line and column).
+line and column). Like Go's decoder (runc's), loads refuses NaN and Infinity and numbers beyond
+float64 (json.loads takes them), naming where they are.
 """
 
 from __future__ import annotations
@@ -14,8 +15,36 @@ import _json
 _WS = " \t\n\r"
 
 
+_INF = float("inf")
+
+
+class BadNumber(ValueError):
+    """A number JSON allows but Go's decoder (and so runc) refuses: NaN and Infinity, which
+    are not JSON at all, a float beyond float64, or an integer too long for Python's
+    int(). `parts` is its JSON path (keys and indexes)."""
+
+    def __init__(self, parts: list[str | int], message: str) -> None:
+        super().__init__(message)
+        self.parts = parts
+        self.message = message
+
+
+class _Bad:
+    """Stands for a refused number while the slow path looks for where it is."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
 def _reject_constant(name: str) -> float:
     raise ValueError(f"invalid JSON constant {name}")
+
+
+def _float(text: str) -> float:
+    f = float(text)
+    if f in (_INF, -_INF):
+        raise ValueError(f"number {text} is out of range")
+    return f
 
 
 class _Context:
@@ -23,7 +52,7 @@ class _Context:
     strict = True
     object_hook = None
     object_pairs_hook = None
-    parse_float = float
+    parse_float = staticmethod(_float)  # called only for numbers with a fraction or exponent
     parse_int = int
     parse_constant = staticmethod(_reject_constant)
     memo: dict = {}
@@ -53,8 +82,41 @@ def loads(data: str | bytes) -> object:
 
 
 def _slow_loads(s: str) -> object:
+    """Raise the precise error for a text the fast path refused: json's own (with line and
+    column) for bad syntax, BadNumber (with the JSON path) for a refused number."""
     import json
-    return json.loads(s)
+    doc = json.loads(s, parse_constant=_mark_constant, parse_float=_mark_float,
+                     parse_int=_mark_int)
+    _raise_first_bad(doc, [])
+    return doc
+
+
+def _mark_constant(name: str) -> _Bad:
+    return _Bad(f"{name} is not a JSON number")
+
+
+def _mark_float(text: str) -> float | _Bad:
+    try:
+        return _float(text)
+    except ValueError as e:
+        return _Bad(str(e))
+
+
+def _mark_int(text: str) -> int | _Bad:
+    try:
+        return int(text)
+    except ValueError:  # longer than sys.get_int_max_str_digits()
+        digits = len(text.lstrip("-"))
+        return _Bad(f"number {text[:20]}... ({digits} digits) is out of range")
+
+
+def _raise_first_bad(v: object, parts: list[str | int]) -> None:
+    if isinstance(v, _Bad):
+        raise BadNumber(parts, v.message)
+    items = v.items() if isinstance(v, dict) else enumerate(v) if isinstance(v, list) else ()
+    for k, x in items:
+        if isinstance(x, (_Bad, dict, list)):
+            _raise_first_bad(x, parts + [k])
 
 
 def _no_default(o: object) -> object:

@@ -17,8 +17,8 @@ class Invalid(Exception):
 
 
 def _r(x: object) -> str:
-    s = repr(x)
-    return s if len(s) <= 100 else s[:96] + "..."
+    from ocirt.config.shortrepr import short_repr  # only on the error path
+    return short_repr(x)
 
 
 _ENUM0 = frozenset(['SCHED_OTHER', 'SCHED_FIFO', 'SCHED_RR', 'SCHED_BATCH', 'SCHED_ISO', 'SCHED_IDLE', 'SCHED_DEADLINE'])

@@ -17,8 +17,8 @@ class Invalid(Exception):
 
 
 def _r(x: object) -> str:
-    s = repr(x)
-    return s if len(s) <= 100 else s[:96] + "..."
+    from ocirt.config.shortrepr import short_repr  # only on the error path
+    return short_repr(x)
 
 
 _ENUM0 = frozenset(['cgroup', 'ipc', 'mount', 'network', 'pid', 'time', 'user', 'uts'])

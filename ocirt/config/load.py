@@ -5,33 +5,89 @@ from __future__ import annotations
 
 from ocirt import jsonio
 import os
+import stat
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-from ocirt.config.validate import validate_config, validate_process
+from ocirt.config.validate import format_path, validate_config, validate_process
 from ocirt.errors import ConfigError
 
+# Far above any real config (seccomp profiles are ~100 KiB, Kubernetes caps annotations at
+# 256 KiB). A 100 MB config would cost every create, state and delete seconds and 0.5 GB: the
+# config is kept in state.json, which each of them reads.
+MAX_SIZE = 16 << 20
 
-def _read_json(path: str, source: str) -> Any:
+
+def _read_json(path: str, source: str, files_only: bool = True) -> Any:
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        # O_NONBLOCK: a FIFO (or a symlink to one) as config.json must not hang create.
+        # `exec --process /dev/stdin` reads a pipe, as runc allows.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | (os.O_NONBLOCK if files_only else 0))
+        with open(fd, "rb") as f:
+            if files_only and not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ConfigError("", f"{path} is not a regular file", source)
+            data = f.read(MAX_SIZE + 1)
     except FileNotFoundError:
         raise ConfigError("", f"{path}: no such file", source) from None
     except OSError as e:
         raise ConfigError("", f"cannot read {path}: {e.strerror}", source) from None
+    if len(data) > MAX_SIZE:
+        raise ConfigError("", f"is larger than {MAX_SIZE >> 20} MiB", source)
+    if data.startswith(b"\xef\xbb\xbf"):
+        # Go's decoder refuses it too; json.loads would suggest another codec.
+        raise ConfigError("", "invalid JSON: starts with a UTF-8 byte order mark", source)
     try:
         text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ConfigError("", f"not valid UTF-8 at byte {e.start}", source) from None
+        bad_utf8 = False
+    except UnicodeDecodeError:
+        # Decoded anyway, to report which string holds the bad bytes.
+        text = data.decode("utf-8", "surrogateescape")
+        bad_utf8 = True
     try:
-        return jsonio.loads(text)
+        doc = jsonio.loads(text)
+    except jsonio.BadNumber as e:
+        raise ConfigError(format_path(e.parts), e.message, source) from None
     except ValueError as e:  # json.JSONDecodeError, raised by jsonio's fallback
         where = (f" at line {e.lineno} column {e.colno}" if hasattr(e, "lineno") else "")
         raise ConfigError("", f"invalid JSON{where}: {getattr(e, 'msg', e)}", source) from None
     except RecursionError:
         raise ConfigError("", "invalid JSON: nested too deeply", source) from None
+    # Lone surrogates come from invalid UTF-8 (decoded above) or from \ud800-\udfff escapes;
+    # only then is the document walked.
+    if bad_utf8 or "\\ud" in text or "\\uD" in text:
+        _refuse_surrogates(doc, source)
+    return doc
+
+
+def _refuse_surrogates(doc: object, source: str) -> None:
+    """Refuse strings that are not valid Unicode: no syscall or file can take them (Go's
+    decoder would silently turn them into U+FFFD, a different name than the one written)."""
+    stack: list[tuple[object, tuple]] = [(doc, ())]
+    while stack:
+        v, parts = stack.pop()
+        if isinstance(v, dict):
+            for k in v:
+                if not _is_unicode(k):
+                    raise ConfigError(format_path(parts + (_printable(k),)),
+                                      "key is not valid UTF-8 text", source)
+            stack.extend((v[k], parts + (k,)) for k in reversed(v))  # in document order
+        elif isinstance(v, list):
+            stack.extend((v[i], parts + (i,)) for i in range(len(v) - 1, -1, -1))
+        elif isinstance(v, str) and not _is_unicode(v):
+            raise ConfigError(format_path(parts), "is not valid UTF-8 text", source)
+
+
+def _is_unicode(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(s: str) -> str:
+    return s.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
 
 
 def load_bundle(bundle: str) -> tuple[str, dict[str, Any]]:
@@ -60,6 +116,6 @@ def load_bundle(bundle: str) -> tuple[str, dict[str, Any]]:
 
 def load_process(path: str) -> dict[str, Any]:
     """Read and validate the process object given to `exec --process`."""
-    proc: dict[str, Any] = _read_json(path, path)
+    proc: dict[str, Any] = _read_json(path, path, files_only=False)
     validate_process(proc, path)
     return proc

@@ -13,7 +13,7 @@ annotations, unified files) are written as ["key"].
 
 from __future__ import annotations
 
-from ocirt.config import _schema_config, semantic
+from ocirt.config import _schema_config, semantic, syscall_args
 from ocirt.config.semantic import format_path
 from ocirt.errors import ConfigError
 
@@ -27,6 +27,7 @@ def validate_config(doc: object, source: str = "config.json") -> None:
     except _schema_config.Invalid as e:
         raise ConfigError(format_path(e.parts), e.message, source) from None
     semantic.check_config(doc, source)  # type: ignore[arg-type]  # the schema proved it a dict
+    syscall_args.check_config(doc, source)  # type: ignore[arg-type]
 
 
 def validate_process(doc: object, source: str = "process.json") -> None:
@@ -39,6 +40,7 @@ def validate_process(doc: object, source: str = "process.json") -> None:
     if "args" not in doc:
         raise ConfigError("args", "is a required property", source)
     semantic.check_process(doc, (), source)
+    syscall_args.check_process(doc, (), source)
 
 
 def validate_state(doc: object, source: str = "state.json") -> None:

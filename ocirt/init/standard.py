@@ -140,6 +140,9 @@ def _write_time_offsets(offsets: dict) -> None:
         fd = os.open("/proc/self/timens_offsets", os.O_WRONLY | os.O_CLOEXEC)
         try:
             os.write(fd, "".join(lines).encode())
+        except OSError as e:
+            # ERANGE: each offset clock must stay within 0..KTIME_SEC_MAX/2 seconds from now.
+            raise SetupError(f"linux.timeOffsets: {e.strerror}") from None
         finally:
             os.close(fd)
 

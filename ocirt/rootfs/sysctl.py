@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 
+from ocirt.config.semantic import format_path
 from ocirt.errors import ConfigError, SetupError
 from ocirt.linux import procfs
 
@@ -23,7 +24,7 @@ def validate(sysctl: dict, new_ns: frozenset[str], joined_ns: frozenset[str],
              linux: dict) -> list[tuple[str, str, str]]:
     out = []
     for key, value in sysctl.items():
-        where = f"linux.sysctl.{key}"
+        where = format_path(("linux", "sysctl", key))
         parts = split_key(key)
         if any(p in ("", ".", "..") for p in parts):
             raise ConfigError(where, f"invalid sysctl key {key!r}")
@@ -67,5 +68,5 @@ def apply(entries: list[tuple[str, str, str]]) -> None:
         try:
             procfs.write_file("sys/" + rel, value.encode())
         except OSError as e:
-            raise SetupError(f"linux.sysctl.{key}: write /proc/sys/{rel}: "
+            raise SetupError(f"{format_path(('linux', 'sysctl', key))}: write /proc/sys/{rel}: "
                              f"{e.strerror or e}") from None

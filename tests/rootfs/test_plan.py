@@ -71,7 +71,7 @@ def test_plan_paths_and_defaults(bundle):
      "linux.devices[0].type"),
     (cfg(devices=[{"path": "/dev/x", "type": "c"}]), "linux.devices[0]"),
     (cfg(maskedPaths=["proc/kcore"]), "linux.maskedPaths[0]"),
-    (cfg(sysctl={"net.ipv4.ip_forward": 1}), "linux.sysctl.net.ipv4.ip_forward"),
+    (cfg(sysctl={"net.ipv4.ip_forward": 1}), 'linux.sysctl["net.ipv4.ip_forward"]'),
 ])
 def test_plan_rejects_with_json_path(bundle, config, path):
     with pytest.raises(ConfigError) as e:

@@ -162,7 +162,7 @@ def test_sysctl_keys_validated():
                 "kernel.core_pattern", "kernel.hostname", "vm.overcommit_memory"):
         with pytest.raises(ConfigError) as e:
             sysctl.validate({key: "1"}, ns, frozenset(), {})
-        assert e.value.path == f"linux.sysctl.{key}"
+        assert e.value.path == f'linux.sysctl["{key}"]'
     with pytest.raises(ConfigError):
         sysctl.validate({"net.ipv4.ip_forward": "1"}, frozenset({"ipc"}), frozenset(), {})
     assert sysctl.validate({"net/ipv4/conf/eth0.100/forwarding": "1"}, ns, frozenset(), {}) \

@@ -81,10 +81,10 @@ def test_invalid_json_reports_line_and_column(tmp_path: Path) -> None:
     assert str(ei.value) == "config.json: invalid JSON at line 3 column 11: Expecting value"
 
 
-def test_invalid_utf8_reported(tmp_path: Path) -> None:
+def test_invalid_utf8_reported_at_its_field(tmp_path: Path) -> None:
     b = make_bundle(tmp_path)
     (b / "config.json").write_bytes(b'{"ociVersion": "\xff"}')
-    with pytest.raises(ConfigError, match="not valid UTF-8 at byte 16"):
+    with pytest.raises(ConfigError, match="^config.json: ociVersion: is not valid UTF-8 text$"):
         load_bundle(str(b))
 
 
