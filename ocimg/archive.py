@@ -116,6 +116,11 @@ def _extract_layout(tf: tarfile.TarFile, dest: str) -> None:
 def import_(store: Store, src: str, ref_text: str | None = None) -> list[str]:
     """Copy the images of a layout (dir or tar) into the store, verifying every blob."""
     store.init()
+    with store.in_use():
+        return _import(store, src, ref_text)
+
+
+def _import(store: Store, src: str, ref_text: str | None) -> list[str]:
     if os.path.isfile(src):
         with tempfile.TemporaryDirectory(dir=store.root, prefix=".import-") as tmp:
             try:

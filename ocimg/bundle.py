@@ -20,7 +20,7 @@ from ocimg import overlay
 from ocimg.convert import Options, spec_for
 from ocimg.errors import BundleError, MountError
 from ocimg.layout import atomic_write
-from ocimg.store import Image, Store
+from ocimg.store import PRIVATE, Image, Store
 from ocimg.unpack import unpack_layer
 from ocimg.users import resolve
 
@@ -56,8 +56,10 @@ def create(store: Store, image: Image, bundle_dir: str, opts: Options, mode: str
         if not os.path.isdir(bundle_dir) or os.listdir(bundle_dir):
             raise BundleError(f"{bundle_dir} exists and is not an empty directory")
     else:
-        os.makedirs(bundle_dir, 0o711)
+        os.makedirs(bundle_dir, PRIVATE)
         created_dir = True
+    # The rootfs holds the image's setuid binaries and device nodes: root's alone, like the store.
+    os.chmod(bundle_dir, PRIVATE)
     rootfs = os.path.join(bundle_dir, "rootfs")
     state = os.path.join(bundle_dir, STATE_DIR)
     mounted = False

@@ -209,8 +209,12 @@ def _bundle(args: argparse.Namespace, store, extra: list[str] | None) -> int:  #
                    cwd=args.cwd, caps=args.caps, tty=args.tty, host_network=args.net == "host",
                    readonly_rootfs=args.read_only)
     ref, dest = args.targets
-    image = store.image(ref)
-    info = bundle.create(store, image, dest, opts, args.mode)
+    if not os.path.isdir(store.root):
+        store.image(ref)  # the not-found error, without creating an empty store
+    store.init()
+    with store.in_use():
+        image = store.image(ref)
+        info = bundle.create(store, image, dest, opts, args.mode)
     print(f"{info.dir} ({info.mode}) from {image.name}")
     return 0
 

@@ -4,6 +4,10 @@
     STORE/ingest/                          downloads in progress (resumable)
     STORE/layers/<alg>/<hex>/              one unpacked layer per diff_id (overlay lower dirs)
     STORE/bundles/<id>.json                which bundle uses which layers (for gc)
+    STORE/.gc.lock                         shared by pulls, imports and bundle creation; gc's alone
+
+The store holds setuid binaries and device nodes of every image: the root and the directories
+below it are 0700 so that no other local user can reach them.
 
 Image names in index.json are full normalised references (docker.io/library/x:tag).
 """
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 from ocimg import mediatypes as mt
 from ocimg import reference
 from ocimg.digest import Digest
-from ocimg.errors import InvalidReference, ManifestError, NotFound, OcimgError
+from ocimg.errors import InvalidReference, LayerError, ManifestError, NotFound, OcimgError
 from ocimg.layout import REF_NAME, Layout, atomic_write
 from ocimg.manifest import (
     MAX_CONFIG_SIZE,
@@ -39,6 +43,14 @@ from ocimg.manifest import (
 from ocimg.unpack import unpack_layer
 
 DEFAULT_ROOT = "/var/lib/ocimg"
+PRIVATE = 0o700
+
+
+def private_dir(path: str) -> str:
+    """Create `path` (and parents) if needed and make it root's alone, also when it existed."""
+    os.makedirs(path, PRIVATE, exist_ok=True)
+    os.chmod(path, PRIVATE)
+    return path
 
 
 @dataclass(frozen=True)
@@ -59,10 +71,31 @@ class Store:
         self.layout = Layout(self.root)
 
     def init(self) -> "Store":
+        private_dir(self.root)
         self.layout.init()
-        for d in ("layers", "bundles"):
-            os.makedirs(os.path.join(self.root, d), exist_ok=True)
+        for d in ("layers", os.path.join("layers", "sha256"), "bundles", "ingest"):
+            private_dir(os.path.join(self.root, d))
         return self
+
+    @contextlib.contextmanager
+    def in_use(self) -> Iterator[None]:
+        """Held (shared) for a whole pull, import or bundle creation; `gc` takes it exclusively.
+
+        So gc never deletes a blob a running pull already committed (its name comes last), nor
+        a layer being unpacked, nor what a bundle is about to record: it waits for them.
+        """
+        with self._gc_lock(fcntl.LOCK_SH):
+            yield
+
+    @contextlib.contextmanager
+    def _gc_lock(self, how: int) -> Iterator[None]:
+        private_dir(self.root)
+        fd = os.open(os.path.join(self.root, ".gc.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, how)
+            yield
+        finally:
+            os.close(fd)
 
     # -- names --------------------------------------------------------------------------
 
@@ -129,8 +162,7 @@ class Store:
 
     @contextlib.contextmanager
     def _layer_lock(self, diff_id: Digest) -> Iterator[None]:
-        d = os.path.join(self.root, "layers", diff_id.algorithm)
-        os.makedirs(d, exist_ok=True)
+        d = private_dir(os.path.join(self.root, "layers", diff_id.algorithm))
         fd = os.open(os.path.join(d, f".{diff_id.hex}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -156,15 +188,21 @@ class Store:
                 raise NotFound(f"layer blob {desc.digest} is missing from the store (pull the image again)")
             parent = os.path.dirname(final)
             tmp = tempfile.mkdtemp(prefix=f".tmp-{diff_id.hex[:12]}-", dir=parent)
+            held = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
             try:
                 os.chmod(tmp, 0o755)
                 unpack_layer(self.layout.blob_path(desc.digest), tmp, whiteouts="overlay",
                              diff_id=diff_id, use_openat2=use_openat2)
+                # The diff_id check hashed the stream, not the disk: make sure the tree we
+                # wrote is still the one at `tmp` before it becomes the layer.
+                _same_dir(held, tmp)
                 # Renamed into place only when complete: a half-unpacked layer is never used.
                 os.rename(tmp, final)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
+            finally:
+                os.close(held)
         return final
 
     # -- bundles ---------------------------------------------------------------------------
@@ -174,7 +212,7 @@ class Store:
         return os.path.join(self.root, "bundles", f"{key}.json")
 
     def record_bundle(self, bundle_dir: str, image: Image, layers: list[Digest], mode: str) -> None:
-        os.makedirs(os.path.join(self.root, "bundles"), exist_ok=True)
+        private_dir(os.path.join(self.root, "bundles"))
         doc = {"dir": os.path.abspath(bundle_dir), "image": image.name, "manifest": str(image.digest),
                "mode": mode, "layers": [str(d) for d in layers]}
         atomic_write(self._bundle_record(bundle_dir), json.dumps(doc, indent=2).encode())
@@ -250,7 +288,7 @@ class Store:
 
     def gc(self) -> tuple[list[Digest], list[Digest]]:
         """Remove blobs and unpacked layers that no image and no live bundle uses."""
-        with self.layout.locked():
+        with self._gc_lock(fcntl.LOCK_EX), self.layout.locked():
             blobs, diff_ids = self.reachable()
             for rec in self.bundle_records():
                 if os.path.exists(os.path.join(rec.get("dir", ""), ".ocimg", "bundle.json")):
@@ -269,7 +307,8 @@ class Store:
                     path = os.path.join(base, alg, name)
                     if name.startswith("."):
                         if name.startswith(".tmp-"):
-                            shutil.rmtree(path, ignore_errors=True)  # an interrupted unpack
+                            # Left by an unpack that was killed: running ones hold the gc lock.
+                            shutil.rmtree(path, ignore_errors=True)
                         continue
                     try:
                         d = Digest.parse(f"{alg}:{name}")
@@ -280,3 +319,14 @@ class Store:
                         removed_layers.append(d)
             self._clean_ingest()
         return removed_blobs, removed_layers
+
+
+def _same_dir(fd: int, path: str) -> None:
+    """Raise unless `path` is still the directory open as `fd` (not deleted or replaced)."""
+    held = os.fstat(fd)
+    try:
+        now = os.lstat(path)
+    except FileNotFoundError:
+        now = None
+    if held.st_nlink == 0 or now is None or (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
+        raise LayerError(f"the layer being unpacked in {path} was removed meanwhile; try again")
