@@ -156,6 +156,16 @@ def dropping_proxy(registry: tr.Registry):
         proxy.stop()
 
 
+@pytest.fixture
+def gated_proxy(registry: tr.Registry):
+    """Passes everything on whole, but holds GETs of the blobs in `.held` until `.release` is set."""
+    proxy = tr.DroppingProxy(registry.port, cut_blobs=False)
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
 # -- ocimg and runc ---------------------------------------------------------------------------
 
 class Ocimg:
@@ -172,6 +182,11 @@ class Ocimg:
         if check and p.returncode != 0:
             raise AssertionError(f"ocimg {' '.join(args)} exited {p.returncode}: {p.stderr}")
         return p
+
+    def spawn(self, *args: str) -> subprocess.Popen:
+        """The same command started in the background (the caller waits for it)."""
+        return subprocess.Popen([sys.executable, "-m", "ocimg", "--root", str(self.root), *args], cwd=REPO,
+                                env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.fixture

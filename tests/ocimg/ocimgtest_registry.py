@@ -143,6 +143,7 @@ class TokenServer:
         return f"http://127.0.0.1:{self.port}/token"
 
     def stop(self) -> None:
+        self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(5)
@@ -291,8 +292,12 @@ class DroppingProxy:
     connection. Records every blob request with its Range header. Optionally alters every
     manifest it passes on."""
 
-    def __init__(self, upstream_port: int, mangle_manifests: bool = False) -> None:
+    def __init__(self, upstream_port: int, mangle_manifests: bool = False, cut_blobs: bool = True) -> None:
         self.mangle_manifests = mangle_manifests
+        self.cut_blobs = cut_blobs
+        # GETs of these blobs wait until `release` is set.
+        self.held: set[str] = set()
+        self.release = threading.Event()
         self.upstream = f"http://127.0.0.1:{upstream_port}"
         self.pool = urllib3.PoolManager()
         self.cut: set[str] = set()
@@ -321,6 +326,7 @@ class DroppingProxy:
         return f"127.0.0.1:{self.port}"
 
     def stop(self) -> None:
+        self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(5)
@@ -335,7 +341,9 @@ class DroppingProxy:
         digest = h.path.rsplit("/", 1)[-1]
         if is_blob:
             self.blob_requests.append((digest, h.headers.get("Range")))
-        cut = is_blob and r.status == 200 and digest not in self.cut and len(body) > 1024
+            if digest in self.held:
+                self.release.wait(120)
+        cut = self.cut_blobs and is_blob and r.status == 200 and digest not in self.cut and len(body) > 1024
         h.send_response(r.status)
         for k, v in r.headers.items():
             if k.lower() not in ("connection", "transfer-encoding", "content-length"):
