@@ -20,7 +20,7 @@ from ocimg import overlay
 from ocimg.convert import Options, spec_for
 from ocimg.errors import BundleError, MountError
 from ocimg.layout import atomic_write
-from ocimg.store import PRIVATE, Image, Store
+from ocimg.store import PRIVATE, Image, Store, chain_ids
 from ocimg.unpack import unpack_layer
 from ocimg.users import resolve
 
@@ -63,6 +63,8 @@ def create(store: Store, image: Image, bundle_dir: str, opts: Options, mode: str
     rootfs = os.path.join(bundle_dir, "rootfs")
     state = os.path.join(bundle_dir, STATE_DIR)
     mounted = False
+    # The unpacked layers (ChainIDs) an overlay rootfs stacks: gc keeps them while the bundle lives.
+    layers = chain_ids(image.config.diff_ids) if mode == "overlay" else []
     try:
         os.mkdir(state, 0o700)
         os.mkdir(rootfs, 0o755)
@@ -88,9 +90,9 @@ def create(store: Store, image: Image, bundle_dir: str, opts: Options, mode: str
                 raise BundleError(f"bind mount source {src} does not exist")
         atomic_write(os.path.join(bundle_dir, "config.json"), json.dumps(spec, indent=2).encode() + b"\n")
         record = {"mode": mode, "store": store.root, "image": image.name, "manifest": str(image.digest),
-                  "layers": [str(d) for d in image.config.diff_ids]}
+                  "layers": [str(d) for d in layers]}
         atomic_write(os.path.join(state, STATE_FILE), json.dumps(record, indent=2).encode() + b"\n", 0o600)
-        store.record_bundle(bundle_dir, image, image.config.diff_ids if mode == "overlay" else [], mode)
+        store.record_bundle(bundle_dir, image, layers, mode)
     except BaseException:
         if mounted:
             with contextlib.suppress(MountError):

@@ -118,6 +118,23 @@ class Root:
         finally:
             os.close(pfd)
 
+    def real_dir(self, rel: str) -> int | None:
+        """An fd of `rel` if every component is a real directory (symlinks are not followed);
+        None if one is a file or symlink; FileNotFoundError if one is missing. The caller closes it.
+        """
+        fd = os.dup(self.fd)
+        for comp in [c for c in rel.split("/") if c]:
+            try:
+                nfd = os.open(comp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            except OSError as e:
+                if e.errno in (errno.ENOTDIR, errno.ELOOP):
+                    return None
+                raise
+            finally:
+                os.close(fd)
+            fd = nfd
+        return fd
+
     def dir(self, rel: str) -> int:
         """An fd of directory `rel`, created (with its parents, mode 0755) if missing.
 

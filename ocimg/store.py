@@ -2,12 +2,16 @@
 
     STORE/oci-layout, index.json, blobs/   an OCI image layout (readable by skopeo, umoci)
     STORE/ingest/                          downloads in progress (resumable)
-    STORE/layers/<alg>/<hex>/              one unpacked layer per diff_id (overlay lower dirs)
+    STORE/layers/<alg>/<hex>/              one unpacked layer per ChainID (overlay lower dirs)
     STORE/bundles/<id>.json                which bundle uses which layers (for gc)
     STORE/.gc.lock                         shared by pulls, imports and bundle creation; gc's alone
 
 The store holds setuid binaries and device nodes of every image: the root and the directories
 below it are 0700 so that no other local user can reach them.
+
+Unpacked layers are keyed by ChainID (the layer together with everything below it, image-spec),
+not by diff_id: how a layer is unpacked for overlayfs depends on its lower layers (which
+whiteouts are needed, which attributes implicit parent directories take).
 
 Image names in index.json are full normalised references (docker.io/library/x:tag).
 """
@@ -157,13 +161,13 @@ class Store:
 
     # -- unpacked layers ------------------------------------------------------------------
 
-    def layer_dir(self, diff_id: Digest) -> str:
-        return os.path.join(self.root, "layers", diff_id.algorithm, diff_id.hex)
+    def layer_dir(self, chain_id: Digest) -> str:
+        return os.path.join(self.root, "layers", chain_id.algorithm, chain_id.hex)
 
     @contextlib.contextmanager
-    def _layer_lock(self, diff_id: Digest) -> Iterator[None]:
-        d = private_dir(os.path.join(self.root, "layers", diff_id.algorithm))
-        fd = os.open(os.path.join(d, f".{diff_id.hex}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    def _layer_lock(self, chain_id: Digest) -> Iterator[None]:
+        d = private_dir(os.path.join(self.root, "layers", chain_id.algorithm))
+        fd = os.open(os.path.join(d, f".{chain_id.hex}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -172,16 +176,18 @@ class Store:
 
     def unpacked_layers(self, image: Image, use_openat2: bool | None = None) -> list[str]:
         """Each layer of `image` unpacked on its own (overlay whiteouts), bottom first."""
-        out = []
-        for desc, diff_id in zip(image.manifest.layers, image.config.diff_ids):
-            out.append(self.unpack_shared(desc, diff_id, use_openat2))
+        out: list[str] = []
+        for desc, diff_id, chain in zip(image.manifest.layers, image.config.diff_ids, chain_ids(image.config.diff_ids)):
+            out.append(self.unpack_shared(desc, diff_id, chain, list(reversed(out)), use_openat2))
         return out
 
-    def unpack_shared(self, desc: Descriptor, diff_id: Digest, use_openat2: bool | None = None) -> str:
-        final = self.layer_dir(diff_id)
+    def unpack_shared(self, desc: Descriptor, diff_id: Digest, chain_id: Digest, lowers: list[str],
+                      use_openat2: bool | None = None) -> str:
+        """The layer unpacked over `lowers` (top-most first) into its ChainID's directory."""
+        final = self.layer_dir(chain_id)
         if os.path.isdir(final):
             return final
-        with self._layer_lock(diff_id):
+        with self._layer_lock(chain_id):
             if os.path.isdir(final):
                 return final
             if not self.layout.has_blob(desc.digest, desc.size):
@@ -192,7 +198,7 @@ class Store:
             try:
                 os.chmod(tmp, 0o755)
                 unpack_layer(self.layout.blob_path(desc.digest), tmp, whiteouts="overlay",
-                             diff_id=diff_id, use_openat2=use_openat2)
+                             diff_id=diff_id, use_openat2=use_openat2, lowers=lowers)
                 # The diff_id check hashed the stream, not the disk: make sure the tree we
                 # wrote is still the one at `tmp` before it becomes the layer.
                 _same_dir(held, tmp)
@@ -238,9 +244,9 @@ class Store:
     # -- garbage collection ----------------------------------------------------------------
 
     def reachable(self) -> tuple[set[Digest], set[Digest]]:
-        """(blobs, diff_ids) that images in index.json need."""
+        """(blobs, ChainIDs of unpacked layers) that images in index.json need."""
         blobs: set[Digest] = set()
-        diff_ids: set[Digest] = set()
+        chains: set[Digest] = set()
         todo = [d for _, d in self.images()]
         while todo:
             desc = todo.pop()
@@ -264,8 +270,8 @@ class Store:
                 blobs.update(layer.digest for layer in m.layers)
                 if self.layout.has_blob(m.config.digest):
                     cfg = ImageConfig.parse(self.layout.read_blob(m.config.digest, verify=False))
-                    diff_ids.update(cfg.diff_ids)
-        return blobs, diff_ids
+                    chains.update(chain_ids(cfg.diff_ids))
+        return blobs, chains
 
     def _clean_ingest(self) -> None:
         """Drop abandoned partial downloads; ones a running pull holds locked stay."""
@@ -289,10 +295,10 @@ class Store:
     def gc(self) -> tuple[list[Digest], list[Digest]]:
         """Remove blobs and unpacked layers that no image and no live bundle uses."""
         with self._gc_lock(fcntl.LOCK_EX), self.layout.locked():
-            blobs, diff_ids = self.reachable()
+            blobs, layer_keys = self.reachable()
             for rec in self.bundle_records():
                 if os.path.exists(os.path.join(rec.get("dir", ""), ".ocimg", "bundle.json")):
-                    diff_ids.update(Digest.parse(d) for d in rec.get("layers", []))
+                    layer_keys.update(Digest.parse(d) for d in rec.get("layers", []))
                 else:
                     os.unlink(rec["_record"])  # its bundle directory is gone
             removed_blobs = []
@@ -314,7 +320,7 @@ class Store:
                         d = Digest.parse(f"{alg}:{name}")
                     except Exception:  # noqa: BLE001
                         continue
-                    if d not in diff_ids:
+                    if d not in layer_keys:
                         shutil.rmtree(path)
                         removed_layers.append(d)
             self._clean_ingest()
@@ -330,3 +336,11 @@ def _same_dir(fd: int, path: str) -> None:
         now = None
     if held.st_nlink == 0 or now is None or (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
         raise LayerError(f"the layer being unpacked in {path} was removed meanwhile; try again")
+
+
+def chain_ids(diff_ids: list[Digest]) -> list[Digest]:
+    """ChainID(L0) = DiffID(L0); ChainID(L0..n) = Digest(ChainID(L0..n-1) + " " + DiffID(Ln))."""
+    out: list[Digest] = []
+    for d in diff_ids:
+        out.append(d if not out else Digest.of(f"{out[-1]} {d}".encode(), out[-1].algorithm))
+    return out
