@@ -9,43 +9,15 @@ parents instead.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
-import platform
 import posixpath
 
+from ocimg import syscalls
 from ocimg.errors import UnsafeEntry
+from ocimg.syscalls import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2
 
-RESOLVE_NO_MAGICLINKS = 0x02
-RESOLVE_NO_SYMLINKS = 0x04
-RESOLVE_IN_ROOT = 0x10
-
-# openat2 has the same number on every architecture that has it (it postdates the
-# unified syscall table).
-_SYS_OPENAT2 = 437
-_SUPPORTED_ARCH = platform.machine() in ("x86_64", "aarch64", "riscv64", "ppc64le", "s390x", "loongarch64")
-
-
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
-_have_openat2: bool | None = None if _SUPPORTED_ARCH else False
-
-
-def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
-    how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
-    fd = _libc.syscall(
-        ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(dirfd), ctypes.c_char_p(os.fsencode(path)),
-        ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)),
-    )
-    if fd < 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e), path)
-    return int(fd)
+_have_openat2: bool | None = None if syscalls.UNIFIED_NUMBERS else False
 
 
 def have_openat2() -> bool:

@@ -143,7 +143,6 @@ class TokenServer:
         return f"http://127.0.0.1:{self.port}/token"
 
     def stop(self) -> None:
-        self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(5)

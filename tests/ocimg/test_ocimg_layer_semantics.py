@@ -92,3 +92,25 @@ def test_one_layer_under_two_different_lower_stacks_is_unpacked_for_each(bundle_
     without = bundle_of([T().dir("x").file("x/other", b"t").bytes(), shared], "overlay")
     assert listing(with_old / "x") == ["new"]
     assert listing(without / "x") == ["new", "other"]
+
+
+def overlay_lowerdirs(mountpoint: Path) -> list[str] | None:
+    """The lower dirs of the overlay mounted at `mountpoint`, from mountinfo's super options."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == str(mountpoint):
+                sep = fields.index("-")
+                opts = fields[sep + 3].split(",")
+                return [o for o in opts if o.startswith("lowerdir")]
+    return None
+
+
+def test_an_image_of_130_layers_is_bundled_in_overlay_mode(bundle_of):
+    tars = [T().dir("layers").file(f"layers/{i:03d}", f"{i}\n".encode()).file("top", f"{i}\n".encode()).bytes()
+            for i in range(130)]
+    rootfs = bundle_of(tars, "overlay")
+    assert overlay_lowerdirs(rootfs)  # an overlay mount, not a copy
+    assert len(listing(rootfs / "layers")) == 130
+    assert (rootfs / "top").read_text() == "129\n"
+    assert (rootfs / "layers" / "000").read_text() == "0\n"
