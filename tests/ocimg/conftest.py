@@ -157,6 +157,17 @@ def dropping_proxy(registry: tr.Registry):
 
 
 @pytest.fixture
+def truncating_proxy(registry: tr.Registry):
+    """Cuts the first transfer of each blob, then answers the resuming Range request with a
+    416 whose body is shorter than its Content-Length (a blob truncated on the registry)."""
+    proxy = tr.DroppingProxy(registry.port, refuse_ranges=True)
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+@pytest.fixture
 def gated_proxy(registry: tr.Registry):
     """Passes everything on whole, but holds GETs of the blobs in `.held` until `.release` is set."""
     proxy = tr.DroppingProxy(registry.port, cut_blobs=False)

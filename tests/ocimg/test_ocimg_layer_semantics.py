@@ -114,3 +114,19 @@ def test_an_image_of_130_layers_is_bundled_in_overlay_mode(bundle_of):
     assert len(listing(rootfs / "layers")) == 130
     assert (rootfs / "top").read_text() == "129\n"
     assert (rootfs / "layers" / "000").read_text() == "0\n"
+
+
+@pytest.mark.parametrize("user", ["", "app"])
+def test_a_self_looping_etc_passwd_is_a_one_line_error_only_when_a_name_needs_it(ocimg, tmp, user):
+    ref = f"localhost/loop-{user or 'root'}:1"
+    img = ti.image([ti.layer(T().dir("etc").symlink("etc/passwd", "/etc/passwd").bytes(), "gzip")], User=user)
+    ti.write_layout(str(tmp / "layout"), {ref: img})
+    ocimg("import", str(tmp / "layout"))
+    p = ocimg("bundle", ref, str(tmp / "b"), check=False)
+    if not user:
+        assert p.returncode == 0, p.stderr  # root needs no look-up
+        return
+    assert p.returncode == 1 and p.stderr.count("\n") == 1
+    assert p.stderr == ("ocimg: user 'app' of the image is not in its /etc/passwd "
+                        "(/etc/passwd cannot be read: Too many levels of symbolic links)\n")
+    assert not (tmp / "b").exists()

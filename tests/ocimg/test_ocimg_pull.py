@@ -190,3 +190,15 @@ def test_host_platform_is_linux_and_this_machines_architecture():
     assert Platform.host().os == "linux"
     assert Platform.host().architecture == {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine,
                                                                                         Platform.host().architecture)
+
+
+def test_a_blob_truncated_on_the_registry_is_a_one_line_error(ocimg, registry, truncating_proxy):
+    img = ti.image([ti.random_layer(3 << 20, 5)])
+    registry.push("test/truncated", "latest", img)
+    p = ocimg("pull", "--insecure", f"{truncating_proxy.host}/test/truncated", check=False)
+    assert p.returncode == 1
+    assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+    assert p.stderr.startswith(f"ocimg: blob {img.blobs[1].digest}: ") and "truncated" in p.stderr
+    assert any(rng for _, rng in truncating_proxy.blob_requests)  # the resume was answered with a 416
+    assert Store(str(ocimg.root)).layout.find(f"{truncating_proxy.host}/test/truncated:latest") is None
+    assert not [n for n in os.listdir(ocimg.root / "ingest") if n.endswith(".partial")]
