@@ -12,7 +12,7 @@ from ocimg import reference
 from ocimg.digest import Digest
 from ocimg.errors import DigestError, InvalidReference, LayoutError, ManifestError, NotFound
 from ocimg.layout import REF_NAME, Layout
-from ocimg.manifest import Descriptor, media_type_of, parse_index, parse_manifest
+from ocimg.manifest import Descriptor, Platform, media_type_of, parse_index, parse_manifest
 from ocimg.store import Store
 
 _CHUNK = 1 << 20
@@ -59,9 +59,9 @@ def _copy_verified(src: str, dst_layout: Layout, desc: Descriptor) -> None:
     dst_layout.commit_ingest(desc.digest)
 
 
-def export(store: Store, text: str, dest: str, ref_name: str | None = None) -> str:
+def export(store: Store, text: str, dest: str, ref_name: str | None = None, platform: Platform | None = None) -> str:
     """Write the image as an OCI layout: a directory, or a tar archive when dest ends in .tar."""
-    name, desc = store.lookup(text)
+    name, desc = store.lookup(text, platform)
     blobs = _closure(store.layout, desc, need_all=False)
     label = ref_name or name
     if dest.endswith(".tar"):

@@ -36,9 +36,11 @@ def _parser() -> argparse.ArgumentParser:
 
     inspect = sub.add_parser("inspect", help="show an image's manifest digest, platform, layers and config")
     inspect.add_argument("reference")
+    inspect.add_argument("--platform", help="os/arch[/variant] of a name stored for several platforms (default: this host's)")
 
     rm = sub.add_parser("rm", help="remove image names from the store (then `ocimg gc` frees space)")
     rm.add_argument("references", nargs="+")
+    rm.add_argument("--platform", help="remove only this platform's entry (default: the name for every platform)")
 
     sub.add_parser("gc", help="delete blobs and unpacked layers that no image or bundle uses")
 
@@ -50,12 +52,14 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("reference")
     exp.add_argument("dest")
     exp.add_argument("--name", help="ref.name to give it in the layout (default: its full reference)")
+    exp.add_argument("--platform", help="os/arch[/variant] of a name stored for several platforms (default: this host's)")
 
     b = sub.add_parser("bundle", help="make a runtime bundle from an image: bundle REF DIR [-- ARGS...]",
                        description="Make an OCI runtime bundle DIR from image REF. Words after `--` "
                                    "replace the image's Cmd. `bundle --remove DIR` undoes it.")
     b.add_argument("targets", nargs="+", metavar="REF DIR")
     b.add_argument("--remove", action="store_true", help="unmount and delete the bundle DIR")
+    b.add_argument("--platform", help="os/arch[/variant] of a name stored for several platforms (default: this host's)")
     b.add_argument("--mode", choices=("overlay", "copy"),
                    help="rootfs: overlay of shared layers (default where overlayfs works) or a private copy")
     b.add_argument("--env", "-e", action="append", default=[], metavar="KEY=VALUE")
@@ -120,7 +124,7 @@ def _run(args: argparse.Namespace, extra: list[str] | None) -> int:
             print(f"{name:<60} {d.digest.algorithm}:{d.digest.short} {plat}")
         return 0
     if cmd == "inspect":
-        img = store.image(args.reference)
+        img = store.image(args.reference, _platform(args))
         doc = {
             "Name": img.name,
             "Digest": str(img.digest),
@@ -134,7 +138,7 @@ def _run(args: argparse.Namespace, extra: list[str] | None) -> int:
         return 0
     if cmd == "rm":
         for r in args.references:
-            print(f"Untagged {store.remove(r)}")
+            print(f"Untagged {store.remove(r, _platform(args))}")
         return 0
     if cmd == "gc":
         if not os.path.isdir(store.root):
@@ -151,7 +155,7 @@ def _run(args: argparse.Namespace, extra: list[str] | None) -> int:
     if cmd == "export":
         from ocimg.archive import export
 
-        label = export(store, args.reference, args.dest, args.name)
+        label = export(store, args.reference, args.dest, args.name, _platform(args))
         print(f"Exported {label} to {args.dest}")
         return 0
     if cmd == "bundle":
@@ -168,6 +172,12 @@ def _run(args: argparse.Namespace, extra: list[str] | None) -> int:
     raise UsageError(f"unknown command {cmd}")
 
 
+def _platform(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from ocimg.manifest import Platform
+
+    return Platform.parse(args.platform) if args.platform else None
+
+
 def _pull(args: argparse.Namespace, store) -> int:  # type: ignore[no-untyped-def]
     from ocimg import config, progress, reference
     from ocimg.manifest import Platform
@@ -176,7 +186,7 @@ def _pull(args: argparse.Namespace, store) -> int:  # type: ignore[no-untyped-de
     ref = reference.parse(args.reference)
     cfg = config.load(args.config)
     client = make_client(ref, cfg, insecure=args.insecure, auth_file=args.authfile, cert_dir=args.cert_dir)
-    plat = Platform.parse(args.platform) if args.platform else None
+    plat = _platform(args)
     with progress.for_stream(sys.stderr, False if args.quiet else None) as prog:
         result = pull(store, ref, client, plat, prog, jobs=args.jobs)
     print(f"{result.image.name} {result.image.digest}")
@@ -213,7 +223,7 @@ def _bundle(args: argparse.Namespace, store, extra: list[str] | None) -> int:  #
         store.image(ref)  # the not-found error, without creating an empty store
     store.init()
     with store.in_use():
-        image = store.image(ref)
+        image = store.image(ref, _platform(args))
         info = bundle.create(store, image, dest, opts, args.mode)
     print(f"{info.dir} ({info.mode}) from {image.name}")
     return 0

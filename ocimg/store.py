@@ -103,17 +103,20 @@ class Store:
 
     # -- names --------------------------------------------------------------------------
 
-    def lookup(self, text: str) -> tuple[str, Descriptor]:
-        """Find an image by reference, or by (a prefix of) its manifest digest."""
+    def lookup(self, text: str, platform: Platform | None = None) -> tuple[str, Descriptor]:
+        """Find an image by reference, or by (a prefix of) its manifest digest.
+
+        A name stored for several platforms means this host's one, unless `platform` says.
+        """
         entries = self.layout.entries() if os.path.exists(self.layout.index_path) else []
         try:
             ref = reference.parse(text)
             name = str(ref)
         except InvalidReference:
             ref, name = None, text
-        for d in entries:
-            if d.annotations.get(REF_NAME) == name:
-                return name, d
+        named = [d for d in entries if d.annotations.get(REF_NAME) == name]
+        if named:
+            return name, _for_platform(name, named, platform)
         if ref is not None and ref.digest is not None:
             for d in entries:
                 n = d.annotations.get(REF_NAME, "")
@@ -130,16 +133,16 @@ class Store:
             raise InvalidReference(f"invalid reference {text!r}")
         raise NotFound(f"image {name} is not in the store {self.root} (pull it first)")
 
-    def image(self, text: str) -> Image:
-        name, desc = self.lookup(text)
-        return self.image_for(name, desc)
+    def image(self, text: str, platform: Platform | None = None) -> Image:
+        name, desc = self.lookup(text, platform)
+        return self.image_for(name, desc, platform)
 
-    def image_for(self, name: str, desc: Descriptor) -> Image:
+    def image_for(self, name: str, desc: Descriptor, platform: Platform | None = None) -> Image:
         data = self.layout.read_blob(desc.digest, desc.size)
         mtype = media_type_of(data, desc.media_type)
         if mt.is_index(mtype):
-            # A whole index was imported under this name: use this host's platform.
-            chosen = parse_index(data, mtype).select(Platform.host())
+            # A whole index was imported under this name: use the wanted (or this host's) platform.
+            chosen = parse_index(data, mtype).select(platform or Platform.host())
             return self.image_for(name, chosen)
         manifest = parse_manifest(data, mtype)
         if manifest.config.size > MAX_CONFIG_SIZE:
@@ -154,9 +157,10 @@ class Store:
             return []
         return [(d.annotations.get(REF_NAME, ""), d) for d in self.layout.entries()]
 
-    def remove(self, text: str) -> str:
-        name, _ = self.lookup(text)
-        self.layout.remove_ref(name)
+    def remove(self, text: str, platform: Platform | None = None) -> str:
+        """Drop an image name: for every platform, or only `platform`'s entry."""
+        name, desc = self.lookup(text, platform)
+        self.layout.remove_ref(name, desc.digest if platform else None)
         return name
 
     # -- unpacked layers ------------------------------------------------------------------
@@ -344,3 +348,17 @@ def chain_ids(diff_ids: list[Digest]) -> list[Digest]:
     for d in diff_ids:
         out.append(d if not out else Digest.of(f"{out[-1]} {d}".encode(), out[-1].algorithm))
     return out
+
+
+def _for_platform(name: str, entries: list[Descriptor], want: Platform | None) -> Descriptor:
+    """The entry of `name` for platform `want` (default: the only one, else this host's)."""
+    if want is None and len(entries) == 1:
+        return entries[0]
+    target = want or Platform.host()
+    for d in entries:
+        if d.platform is None or target.matches(d.platform):
+            return d
+    stored = ", ".join(sorted(str(d.platform) for d in entries if d.platform))
+    if want is None:
+        raise NotFound(f"{name} is stored for {stored}, not this host's {target}: choose one with --platform")
+    raise NotFound(f"{name} is not stored for {want} (stored: {stored})")
