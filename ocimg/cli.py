@@ -44,6 +44,10 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("gc", help="delete blobs and unpacked layers that no image or bundle uses")
 
+    mnt = sub.add_parser("mount", help="mount an overlay bundle's rootfs again (after a reboot), keeping its "
+                                       "writable layer")
+    mnt.add_argument("dir", metavar="DIR")
+
     imp = sub.add_parser("import", help="import images from an OCI layout directory or tar archive")
     imp.add_argument("source")
     imp.add_argument("reference", nargs="?", help="name for the image (when the layout names it by tag only)")
@@ -59,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
                                    "replace the image's Cmd. `bundle --remove DIR` undoes it.")
     b.add_argument("targets", nargs="+", metavar="REF DIR")
     b.add_argument("--remove", action="store_true", help="unmount and delete the bundle DIR")
+    b.add_argument("--force", action="store_true",
+                   help="with --remove: even while a container runs from DIR (its writable layer is lost)")
     b.add_argument("--platform", help="os/arch[/variant] of a name stored for several platforms (default: this host's)")
     b.add_argument("--mode", choices=("overlay", "copy"),
                    help="rootfs: overlay of shared layers (default where overlayfs works) or a private copy")
@@ -146,6 +152,12 @@ def _run(args: argparse.Namespace, extra: list[str] | None) -> int:
         blobs, layers = store.gc()
         print(f"removed {len(blobs)} blobs and {len(layers)} unpacked layers")
         return 0
+    if cmd == "mount":
+        from ocimg import bundle
+
+        done = bundle.mount(args.dir)  # from the store the bundle was made from (bundle.json)
+        print(f"{os.path.abspath(args.dir)}/rootfs {'mounted' if done else 'needs no mount'}")
+        return 0
     if cmd == "import":
         from ocimg.archive import import_
 
@@ -164,7 +176,7 @@ def _run(args: argparse.Namespace, extra: list[str] | None) -> int:
         if args.remove:
             if len(args.targets) != 1 or extra:
                 raise UsageError("usage: ocimg bundle --remove DIR")
-            bundle.remove(args.targets[0], store if os.path.isdir(store.root) else None)
+            bundle.remove(args.targets[0], store if os.path.isdir(store.root) else None, force=args.force)
             return 0
         if len(args.targets) != 2:
             raise UsageError("usage: ocimg bundle [options] REF DIR [-- ARGS...]")
@@ -225,6 +237,10 @@ def _bundle(args: argparse.Namespace, store, extra: list[str] | None) -> int:  #
     with store.in_use():
         image = store.image(ref, _platform(args))
         info = bundle.create(store, image, dest, opts, args.mode)
+    if info.reused:
+        print(f"{info.dir} ({info.mode}) from {image.name}: an existing bundle, its config.json and writable "
+              "layer kept")
+        return 0
     print(f"{info.dir} ({info.mode}) from {image.name}")
     return 0
 
