@@ -138,43 +138,35 @@ def token_registry(session_dir: Path, images: TestImages):
         tokens.stop()
 
 
-@pytest.fixture
-def mangling_proxy(registry: tr.Registry):
-    proxy = tr.DroppingProxy(registry.port, mangle_manifests=True)
+def _proxy(registry: tr.Registry, **kw):
+    proxy = tr.DroppingProxy(registry.port, **kw)
     try:
         yield proxy
     finally:
         proxy.stop()
+
+
+@pytest.fixture
+def mangling_proxy(registry: tr.Registry):
+    yield from _proxy(registry, mangle_manifests=True)
 
 
 @pytest.fixture
 def dropping_proxy(registry: tr.Registry):
-    proxy = tr.DroppingProxy(registry.port)
-    try:
-        yield proxy
-    finally:
-        proxy.stop()
+    yield from _proxy(registry)
 
 
 @pytest.fixture
 def truncating_proxy(registry: tr.Registry):
     """Cuts the first transfer of each blob, then answers the resuming Range request with a
     416 whose body is shorter than its Content-Length (a blob truncated on the registry)."""
-    proxy = tr.DroppingProxy(registry.port, refuse_ranges=True)
-    try:
-        yield proxy
-    finally:
-        proxy.stop()
+    yield from _proxy(registry, refuse_ranges=True)
 
 
 @pytest.fixture
 def gated_proxy(registry: tr.Registry):
     """Passes everything on whole, but holds GETs of the blobs in `.held` until `.release` is set."""
-    proxy = tr.DroppingProxy(registry.port, cut_blobs=False)
-    try:
-        yield proxy
-    finally:
-        proxy.stop()
+    yield from _proxy(registry, cut_blobs=False)
 
 
 # -- ocimg and runc ---------------------------------------------------------------------------
