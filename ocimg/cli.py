@@ -192,7 +192,6 @@ def _platform(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def _pull(args: argparse.Namespace, store) -> int:  # type: ignore[no-untyped-def]
     from ocimg import config, progress, reference
-    from ocimg.manifest import Platform
     from ocimg.pull import make_client, pull
 
     ref = reference.parse(args.reference)
