@@ -312,11 +312,11 @@ class _Applier:
 
     def _remove(self, pfd: int, name: str, st: os.stat_result, rel: str) -> None:
         """Callers must fetch their parent fd again afterwards: the cache may be dropped."""
-        self.present.clear()
         if stat.S_ISDIR(st.st_mode):
             shutil.rmtree(name, dir_fd=pfd)
-            # Cached fds may name directories that are gone, also via symlinked paths.
+            # Cached fds and known directories may name what is gone, also via symlinked paths.
             self.root.forget()
+            self.present.clear()
         else:
             os.unlink(name, dir_fd=pfd)
             self.root.forget_under(rel)

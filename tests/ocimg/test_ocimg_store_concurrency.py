@@ -111,3 +111,21 @@ def test_parallel_pulls_bundles_rm_and_gc_leave_every_named_image_whole(ocimg, r
     for d in (tmp / "a", tmp / "c"):
         if (d / ".ocimg").exists():
             ocimg("bundle", "--remove", str(d))
+
+
+def test_a_killed_first_bundle_leaves_no_layer_and_the_next_one_is_complete(ocimg, tmp):
+    ti.write_layout(str(tmp / "layout"), {"localhost/many:1": many_files_image()})
+    ocimg("import", str(tmp / "layout"))
+    bundle = ocimg.spawn("bundle", "localhost/many:1", str(tmp / "b"))
+    layers = ocimg.root / "layers" / "sha256"
+    if not first_match(layers, ".tmp-", bundle):
+        finish(bundle)
+        pytest.skip("the layer was unpacked before it could be interrupted")
+    bundle.kill()
+    bundle.wait()
+    assert [n for n in os.listdir(layers) if not n.startswith(".")] == []  # never renamed into place
+    ocimg("gc")  # removes the abandoned partial tree (no unpack holds the store any more)
+    assert not [n for n in os.listdir(layers) if n.startswith(".tmp-")]
+    ocimg("bundle", "localhost/many:1", str(tmp / "c"))
+    assert len(os.listdir(tmp / "c" / "rootfs" / "many")) == FILES
+    assert (tmp / "c" / "rootfs" / "etc" / "zz-last").read_text() == "last entry\n"
