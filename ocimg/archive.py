@@ -61,7 +61,13 @@ def _copy_verified(src: str, dst_layout: Layout, desc: Descriptor) -> None:
 
 def export(store: Store, text: str, dest: str, ref_name: str | None = None, platform: Platform | None = None) -> str:
     """Write the image as an OCI layout: a directory, or a tar archive when dest ends in .tar."""
-    name, desc = store.lookup(text, platform)
+    store.lookup(text, platform)  # a missing image is reported before the store is touched
+    with store.in_use():  # gc waits: the blobs stay while they are copied
+        name, desc = store.lookup(text, platform)
+        return _export(store, name, desc, dest, ref_name)
+
+
+def _export(store: Store, name: str, desc: Descriptor, dest: str, ref_name: str | None) -> str:
     blobs = _closure(store.layout, desc, need_all=False)
     label = ref_name or name
     if dest.endswith(".tar"):
