@@ -164,6 +164,7 @@ def mount(bundle_dir: str, store: Store | None = None) -> bool:
     rootfs = os.path.join(bundle_dir, "rootfs")
     if record["mode"] != "overlay" or overlay.is_mountpoint(rootfs):
         return False
+    os.makedirs(rootfs, 0o755, exist_ok=True)
     if os.listdir(rootfs):
         raise BundleError(f"{rootfs} is not mounted but not empty either: not mounting over it")
     st = store or Store(record.get("store") or DEFAULT_ROOT)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from ocimg import __version__
 
 DEFAULT_ROOT = "/var/lib/ocimg"
+PLATFORM_HELP = "os/arch[/variant] of a name stored for several platforms (default: this host's)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
 
     inspect = sub.add_parser("inspect", help="show an image's manifest digest, platform, layers and config")
     inspect.add_argument("reference")
-    inspect.add_argument("--platform", help="os/arch[/variant] of a name stored for several platforms (default: this host's)")
+    inspect.add_argument("--platform", help=PLATFORM_HELP)
 
     rm = sub.add_parser("rm", help="remove image names from the store (then `ocimg gc` frees space)")
     rm.add_argument("references", nargs="+")
@@ -56,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("reference")
     exp.add_argument("dest")
     exp.add_argument("--name", help="ref.name to give it in the layout (default: its full reference)")
-    exp.add_argument("--platform", help="os/arch[/variant] of a name stored for several platforms (default: this host's)")
+    exp.add_argument("--platform", help=PLATFORM_HELP)
 
     b = sub.add_parser("bundle", help="make a runtime bundle from an image: bundle REF DIR [-- ARGS...]",
                        description="Make an OCI runtime bundle DIR from image REF. Words after `--` "
@@ -65,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--remove", action="store_true", help="unmount and delete the bundle DIR")
     b.add_argument("--force", action="store_true",
                    help="with --remove: even while a container runs from DIR (its writable layer is lost)")
-    b.add_argument("--platform", help="os/arch[/variant] of a name stored for several platforms (default: this host's)")
+    b.add_argument("--platform", help=PLATFORM_HELP)
     b.add_argument("--mode", choices=("overlay", "copy"),
                    help="rootfs: overlay of shared layers (default where overlayfs works) or a private copy")
     b.add_argument("--env", "-e", action="append", default=[], metavar="KEY=VALUE")

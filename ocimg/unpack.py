@@ -248,7 +248,8 @@ class _Applier:
                 return
             existing = _lstat(pfd, name)
             if existing and (self.overlay or target in self.created):
-                # This layer's own entry stays (in overlay mode everything here is this layer's); a directory still hides the lower one's content.
+                # This layer's own entry stays (in overlay mode all that is here is this layer's);
+                # a directory of it still hides the lower one's content.
                 if stat.S_ISDIR(existing.st_mode):
                     cfd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
                     try:

@@ -238,4 +238,5 @@ def test_rm_platform_removes_only_that_platforms_entry(ocimg, both_platforms, im
     assert json.loads(ocimg("inspect", both_platforms).stdout)["Digest"] == images.multi_amd64.digest
     assert images.multi_arm64.digest not in store_blobs(ocimg.root)
     p = ocimg("inspect", "--platform", "linux/arm64", both_platforms, check=False)
-    assert p.returncode == 1 and p.stderr == f"ocimg: {both_platforms}:latest is not stored for linux/arm64 (stored: linux/amd64)\n"
+    assert p.returncode == 1
+    assert p.stderr == f"ocimg: {both_platforms}:latest is not stored for linux/arm64 (stored: linux/amd64)\n"
