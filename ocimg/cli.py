@@ -47,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
 
     mnt = sub.add_parser("mount", help="mount an overlay bundle's rootfs again (after a reboot), keeping its "
                                        "writable layer")
-    mnt.add_argument("dir", metavar="DIR")
+    mnt.add_argument("dir", metavar="DIR", nargs="?")
+    mnt.add_argument("--all", action="store_true", help="every overlay bundle made from this store (at boot)")
 
     imp = sub.add_parser("import", help="import images from an OCI layout directory or tar archive")
     imp.add_argument("source")
@@ -156,8 +157,13 @@ def _run(args: argparse.Namespace, extra: list[str] | None) -> int:
     if cmd == "mount":
         from ocimg import bundle
 
-        done = bundle.mount(args.dir)  # from the store the bundle was made from (bundle.json)
-        print(f"{os.path.abspath(args.dir)}/rootfs {'mounted' if done else 'needs no mount'}")
+        if args.all == bool(args.dir):
+            raise UsageError("usage: ocimg mount DIR | ocimg mount --all")
+        dirs = [rec["dir"] for rec in store.bundle_records() if bundle.is_bundle(rec.get("dir", ""))] \
+            if args.all else [args.dir]
+        for d in dirs:
+            done = bundle.mount(d)  # from the store the bundle was made from (bundle.json)
+            print(f"{os.path.abspath(d)}/rootfs {'mounted' if done else 'needs no mount'}")
         return 0
     if cmd == "import":
         from ocimg.archive import import_

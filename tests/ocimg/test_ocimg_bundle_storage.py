@@ -138,3 +138,10 @@ def test_remove_is_refused_for_a_created_ocirt_container_not_started_yet(ocimg, 
     finally:
         subprocess.run([*ocirt, "delete", "--force", "ocimg-created"], cwd=REPO, capture_output=True, timeout=60)
     ocimg("bundle", "--remove", str(tmp / "b"))
+
+
+def test_mount_all_restores_every_bundle_of_the_store(ocimg, image_ref, rebooted):
+    ocimg("bundle", "--mode", "copy", image_ref, str(rebooted.parent / "copied"))
+    out = ocimg("mount", "--all").stdout.splitlines()
+    assert sorted(out) == [f"{rebooted}/rootfs mounted", f"{rebooted.parent / 'copied'}/rootfs needs no mount"]
+    check_restored(rebooted)
