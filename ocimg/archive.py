@@ -12,7 +12,7 @@ from ocimg import reference
 from ocimg.digest import Digest
 from ocimg.errors import DigestError, InvalidReference, LayoutError, ManifestError, NotFound
 from ocimg.layout import REF_NAME, Layout
-from ocimg.manifest import Descriptor, media_type_of, parse_index, parse_manifest
+from ocimg.manifest import Descriptor, Platform, media_type_of, parse_index, parse_manifest
 from ocimg.store import Store
 
 _CHUNK = 1 << 20
@@ -59,9 +59,15 @@ def _copy_verified(src: str, dst_layout: Layout, desc: Descriptor) -> None:
     dst_layout.commit_ingest(desc.digest)
 
 
-def export(store: Store, text: str, dest: str, ref_name: str | None = None) -> str:
+def export(store: Store, text: str, dest: str, ref_name: str | None = None, platform: Platform | None = None) -> str:
     """Write the image as an OCI layout: a directory, or a tar archive when dest ends in .tar."""
-    name, desc = store.lookup(text)
+    store.lookup(text, platform)  # a missing image is reported before the store is touched
+    with store.in_use():  # gc waits: the blobs stay while they are copied
+        name, desc = store.lookup(text, platform)
+        return _export(store, name, desc, dest, ref_name)
+
+
+def _export(store: Store, name: str, desc: Descriptor, dest: str, ref_name: str | None) -> str:
     blobs = _closure(store.layout, desc, need_all=False)
     label = ref_name or name
     if dest.endswith(".tar"):
@@ -116,6 +122,11 @@ def _extract_layout(tf: tarfile.TarFile, dest: str) -> None:
 def import_(store: Store, src: str, ref_text: str | None = None) -> list[str]:
     """Copy the images of a layout (dir or tar) into the store, verifying every blob."""
     store.init()
+    with store.in_use():
+        return _import(store, src, ref_text)
+
+
+def _import(store: Store, src: str, ref_text: str | None) -> list[str]:
     if os.path.isfile(src):
         with tempfile.TemporaryDirectory(dir=store.root, prefix=".import-") as tmp:
             try:

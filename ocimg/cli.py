@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from ocimg import __version__
 
 DEFAULT_ROOT = "/var/lib/ocimg"
+PLATFORM_HELP = "os/arch[/variant] of a name stored for several platforms (default: this host's)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,11 +37,18 @@ def _parser() -> argparse.ArgumentParser:
 
     inspect = sub.add_parser("inspect", help="show an image's manifest digest, platform, layers and config")
     inspect.add_argument("reference")
+    inspect.add_argument("--platform", help=PLATFORM_HELP)
 
     rm = sub.add_parser("rm", help="remove image names from the store (then `ocimg gc` frees space)")
     rm.add_argument("references", nargs="+")
+    rm.add_argument("--platform", help="remove only this platform's entry (default: the name for every platform)")
 
     sub.add_parser("gc", help="delete blobs and unpacked layers that no image or bundle uses")
+
+    mnt = sub.add_parser("mount", help="mount an overlay bundle's rootfs again (after a reboot), keeping its "
+                                       "writable layer")
+    mnt.add_argument("dir", metavar="DIR", nargs="?")
+    mnt.add_argument("--all", action="store_true", help="every overlay bundle made from this store (at boot)")
 
     imp = sub.add_parser("import", help="import images from an OCI layout directory or tar archive")
     imp.add_argument("source")
@@ -50,12 +58,16 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("reference")
     exp.add_argument("dest")
     exp.add_argument("--name", help="ref.name to give it in the layout (default: its full reference)")
+    exp.add_argument("--platform", help=PLATFORM_HELP)
 
     b = sub.add_parser("bundle", help="make a runtime bundle from an image: bundle REF DIR [-- ARGS...]",
                        description="Make an OCI runtime bundle DIR from image REF. Words after `--` "
                                    "replace the image's Cmd. `bundle --remove DIR` undoes it.")
     b.add_argument("targets", nargs="+", metavar="REF DIR")
     b.add_argument("--remove", action="store_true", help="unmount and delete the bundle DIR")
+    b.add_argument("--force", action="store_true",
+                   help="with --remove: even while a container runs from DIR (its writable layer is lost)")
+    b.add_argument("--platform", help=PLATFORM_HELP)
     b.add_argument("--mode", choices=("overlay", "copy"),
                    help="rootfs: overlay of shared layers (default where overlayfs works) or a private copy")
     b.add_argument("--env", "-e", action="append", default=[], metavar="KEY=VALUE")
@@ -120,7 +132,7 @@ def _run(args: argparse.Namespace, extra: list[str] | None) -> int:
             print(f"{name:<60} {d.digest.algorithm}:{d.digest.short} {plat}")
         return 0
     if cmd == "inspect":
-        img = store.image(args.reference)
+        img = store.image(args.reference, _platform(args))
         doc = {
             "Name": img.name,
             "Digest": str(img.digest),
@@ -134,13 +146,24 @@ def _run(args: argparse.Namespace, extra: list[str] | None) -> int:
         return 0
     if cmd == "rm":
         for r in args.references:
-            print(f"Untagged {store.remove(r)}")
+            print(f"Untagged {store.remove(r, _platform(args))}")
         return 0
     if cmd == "gc":
         if not os.path.isdir(store.root):
             return 0
         blobs, layers = store.gc()
         print(f"removed {len(blobs)} blobs and {len(layers)} unpacked layers")
+        return 0
+    if cmd == "mount":
+        from ocimg import bundle
+
+        if args.all == bool(args.dir):
+            raise UsageError("usage: ocimg mount DIR | ocimg mount --all")
+        dirs = [rec["dir"] for rec in store.bundle_records() if bundle.is_bundle(rec.get("dir", ""))] \
+            if args.all else [args.dir]
+        for d in dirs:
+            done = bundle.mount(d)  # from the store the bundle was made from (bundle.json)
+            print(f"{os.path.abspath(d)}/rootfs {'mounted' if done else 'needs no mount'}")
         return 0
     if cmd == "import":
         from ocimg.archive import import_
@@ -151,7 +174,7 @@ def _run(args: argparse.Namespace, extra: list[str] | None) -> int:
     if cmd == "export":
         from ocimg.archive import export
 
-        label = export(store, args.reference, args.dest, args.name)
+        label = export(store, args.reference, args.dest, args.name, _platform(args))
         print(f"Exported {label} to {args.dest}")
         return 0
     if cmd == "bundle":
@@ -160,7 +183,7 @@ def _run(args: argparse.Namespace, extra: list[str] | None) -> int:
         if args.remove:
             if len(args.targets) != 1 or extra:
                 raise UsageError("usage: ocimg bundle --remove DIR")
-            bundle.remove(args.targets[0], store if os.path.isdir(store.root) else None)
+            bundle.remove(args.targets[0], store if os.path.isdir(store.root) else None, force=args.force)
             return 0
         if len(args.targets) != 2:
             raise UsageError("usage: ocimg bundle [options] REF DIR [-- ARGS...]")
@@ -168,15 +191,20 @@ def _run(args: argparse.Namespace, extra: list[str] | None) -> int:
     raise UsageError(f"unknown command {cmd}")
 
 
+def _platform(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from ocimg.manifest import Platform
+
+    return Platform.parse(args.platform) if args.platform else None
+
+
 def _pull(args: argparse.Namespace, store) -> int:  # type: ignore[no-untyped-def]
     from ocimg import config, progress, reference
-    from ocimg.manifest import Platform
     from ocimg.pull import make_client, pull
 
     ref = reference.parse(args.reference)
     cfg = config.load(args.config)
     client = make_client(ref, cfg, insecure=args.insecure, auth_file=args.authfile, cert_dir=args.cert_dir)
-    plat = Platform.parse(args.platform) if args.platform else None
+    plat = _platform(args)
     with progress.for_stream(sys.stderr, False if args.quiet else None) as prog:
         result = pull(store, ref, client, plat, prog, jobs=args.jobs)
     print(f"{result.image.name} {result.image.digest}")
@@ -209,8 +237,16 @@ def _bundle(args: argparse.Namespace, store, extra: list[str] | None) -> int:  #
                    cwd=args.cwd, caps=args.caps, tty=args.tty, host_network=args.net == "host",
                    readonly_rootfs=args.read_only)
     ref, dest = args.targets
-    image = store.image(ref)
-    info = bundle.create(store, image, dest, opts, args.mode)
+    if not os.path.isdir(store.root):
+        store.image(ref)  # the not-found error, without creating an empty store
+    store.init()
+    with store.in_use():
+        image = store.image(ref, _platform(args))
+        info = bundle.create(store, image, dest, opts, args.mode)
+    if info.reused:
+        print(f"{info.dir} ({info.mode}) from {image.name}: an existing bundle, its config.json and writable "
+              "layer kept")
+        return 0
     print(f"{info.dir} ({info.mode}) from {image.name}")
     return 0
 

@@ -175,20 +175,29 @@ class Layout:
         return None
 
     def set_ref(self, name: str, desc: Descriptor) -> None:
-        """Point `name` at `desc`, replacing whatever it pointed at."""
+        """Point `name` at `desc`, replacing what it pointed at for the same platform.
+
+        Entries of one name for different platforms live side by side (each index.json entry
+        carries its `platform`); an entry without a platform replaces them all, and is replaced
+        by any.
+        """
         with self.locked():
             doc = self.read_index()
-            kept = [m for m in doc["manifests"] if (m.get("annotations") or {}).get(REF_NAME) != name]
+            kept = [m for m in doc["manifests"]
+                    if (m.get("annotations") or {}).get(REF_NAME) != name
+                    or (desc.platform and m.get("platform") and m["platform"] != desc.platform.to_json())]
             entry = desc.to_json()
             entry["annotations"] = {**desc.annotations, REF_NAME: name}
             kept.append(entry)
             doc["manifests"] = kept
             self._write_index(doc)
 
-    def remove_ref(self, name: str) -> bool:
+    def remove_ref(self, name: str, digest: Digest | None = None) -> bool:
+        """Drop `name` (only its entry for manifest `digest`, if given)."""
         with self.locked():
             doc = self.read_index()
-            kept = [m for m in doc["manifests"] if (m.get("annotations") or {}).get(REF_NAME) != name]
+            kept = [m for m in doc["manifests"] if (m.get("annotations") or {}).get(REF_NAME) != name
+                    or (digest is not None and m.get("digest") != str(digest))]
             if len(kept) == len(doc["manifests"]):
                 return False
             doc["manifests"] = kept

@@ -1,19 +1,19 @@
-"""overlayfs mounts through mount(2)/umount2(2) directly (ctypes), no mount(8) needed."""
+"""overlayfs mounts through the kernel's mount calls directly (ocimg.syscalls), no mount(8).
+
+A mount(2) option string is at most one page, which holds about 60 layer paths. Beyond that
+the new mount API adds the lower dirs one `lowerdir+` at a time (Linux 6.8 and later); older
+kernels get the layers named relative to their common parent (a few more fit), then an error.
+"""
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 
+from ocimg import syscalls
 from ocimg.errors import MountError
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-
-MNT_DETACH = 2
-# mount(2) copies at most one page of options; longer lowerdir lists need relative paths.
+# mount(2) copies at most one page of options.
 _MAX_DATA = 4000
 
 
@@ -29,42 +29,74 @@ def mount(lowers: list[str], upper: str, work: str, target: str) -> None:
     """Mount an overlay at `target`. `lowers` is top-most first, as overlayfs wants it."""
     if not lowers:
         raise MountError("an overlay needs at least one lower layer")
-    for p in lowers:
-        if ":" in p or "," in p:
-            raise MountError(f"cannot use {p} as an overlay lower dir (it contains ':' or ',')")
+    upper, work, target = os.path.abspath(upper), os.path.abspath(work), os.path.abspath(target)
     data = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}"
     if len(data) <= _MAX_DATA:
+        _check_names(lowers)
         _mount(data, target)
         return
-    # Too long for one page: name the lower dirs relative to their common parent, which
-    # mount(2) resolves against our working directory.
+    try:
+        _mount_layer_by_layer(lowers, upper, work, target)
+        return
+    except OSError as e:
+        if e.errno not in (errno.ENOSYS, errno.EINVAL, errno.EPERM):
+            raise MountError(f"mounting overlay on {target} failed: {e.strerror}") from None
+    # No `lowerdir+` (before Linux 6.8): name the lower dirs relative to their common parent,
+    # which mount(2) resolves against our working directory.
+    _check_names(lowers)
     common = os.path.commonpath(lowers)
     rel = [os.path.relpath(p, common) for p in lowers]
-    data = f"lowerdir={':'.join(rel)},upperdir={os.path.abspath(upper)},workdir={os.path.abspath(work)}"
+    data = f"lowerdir={':'.join(rel)},upperdir={upper},workdir={work}"
     if len(data) > _MAX_DATA:
-        raise MountError(f"too many layers ({len(lowers)}) for one overlay mount")
+        raise MountError(f"too many layers ({len(lowers)}) for one overlay mount on this kernel "
+                         "(overlayfs takes them one by one from Linux 6.8 on)")
     old = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.chdir(common)
-        _mount(data, os.path.abspath(target) if os.path.isabs(target) else target)
+        _mount(data, target)
     finally:
         os.fchdir(old)
         os.close(old)
 
 
+def _check_names(lowers: list[str]) -> None:
+    for p in lowers:
+        if ":" in p or "," in p:
+            raise MountError(f"cannot use {p} as an overlay lower dir (it contains ':' or ',')")
+
+
+def _mount_layer_by_layer(lowers: list[str], upper: str, work: str, target: str) -> None:
+    fs = syscalls.fsopen("overlay")
+    try:
+        for d in lowers:
+            syscalls.fsconfig(fs, syscalls.FSCONFIG_SET_STRING, "lowerdir+", d)
+        syscalls.fsconfig(fs, syscalls.FSCONFIG_SET_STRING, "upperdir", upper)
+        syscalls.fsconfig(fs, syscalls.FSCONFIG_SET_STRING, "workdir", work)
+        syscalls.fsconfig(fs, syscalls.FSCONFIG_CMD_CREATE)
+        mnt = syscalls.fsmount(fs)
+    finally:
+        os.close(fs)
+    try:
+        syscalls.move_mount(mnt, target)
+    finally:
+        os.close(mnt)
+
+
 def _mount(data: str, target: str) -> None:
-    if _libc.mount(b"overlay", os.fsencode(target), b"overlay", 0, data.encode()) != 0:
-        e = ctypes.get_errno()
-        raise MountError(f"mounting overlay on {target} failed: {os.strerror(e)}")
+    try:
+        syscalls.mount("overlay", target, "overlay", 0, data)
+    except OSError as e:
+        raise MountError(f"mounting overlay on {target} failed: {e.strerror}") from None
 
 
 def unmount(target: str, lazy: bool = False) -> None:
-    if _libc.umount2(os.fsencode(target), MNT_DETACH if lazy else 0) != 0:
-        e = ctypes.get_errno()
-        if e == errno.EINVAL:  # not a mount point (any more)
+    try:
+        syscalls.umount2(target, syscalls.MNT_DETACH if lazy else 0)
+    except OSError as e:
+        if e.errno == errno.EINVAL:  # not a mount point (any more)
             return
-        hint = " (is a container still running from it?)" if e == errno.EBUSY else ""
-        raise MountError(f"unmounting {target} failed: {os.strerror(e)}{hint}")
+        hint = " (is a container still running from it?)" if e.errno == errno.EBUSY else ""
+        raise MountError(f"unmounting {target} failed: {e.strerror}{hint}") from None
 
 
 def is_mountpoint(path: str) -> bool:

@@ -42,6 +42,12 @@ def make_client(ref: Reference, cfg: Config, insecure: bool = False, auth_file: 
 def pull(store: Store, ref: Reference, client: RegistryClient, platform: Platform | None = None,
          progress: NullProgress | RichProgress | None = None, jobs: int = 3) -> PullResult:
     store.init()
+    with store.in_use():
+        return _pull(store, ref, client, platform, progress, jobs)
+
+
+def _pull(store: Store, ref: Reference, client: RegistryClient, platform: Platform | None,
+          progress: NullProgress | RichProgress | None, jobs: int) -> PullResult:
     progress = progress or NullProgress()
     want = platform or Platform.host()
     data, header_type, digest = client.get_manifest(ref)

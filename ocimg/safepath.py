@@ -9,43 +9,15 @@ parents instead.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
-import platform
 import posixpath
 
+from ocimg import syscalls
 from ocimg.errors import UnsafeEntry
+from ocimg.syscalls import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2
 
-RESOLVE_NO_MAGICLINKS = 0x02
-RESOLVE_NO_SYMLINKS = 0x04
-RESOLVE_IN_ROOT = 0x10
-
-# openat2 has the same number on every architecture that has it (it postdates the
-# unified syscall table).
-_SYS_OPENAT2 = 437
-_SUPPORTED_ARCH = platform.machine() in ("x86_64", "aarch64", "riscv64", "ppc64le", "s390x", "loongarch64")
-
-
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
-_have_openat2: bool | None = None if _SUPPORTED_ARCH else False
-
-
-def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
-    how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
-    fd = _libc.syscall(
-        ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(dirfd), ctypes.c_char_p(os.fsencode(path)),
-        ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)),
-    )
-    if fd < 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e), path)
-    return int(fd)
+_have_openat2: bool | None = None if syscalls.UNIFIED_NUMBERS else False
 
 
 def have_openat2() -> bool:
@@ -117,6 +89,23 @@ class Root:
             return os.open(base, flags | os.O_CLOEXEC | os.O_NOFOLLOW, mode, dir_fd=pfd)
         finally:
             os.close(pfd)
+
+    def real_dir(self, rel: str) -> int | None:
+        """An fd of `rel` if every component is a real directory (symlinks are not followed);
+        None if one is a file or symlink; FileNotFoundError if one is missing. The caller closes it.
+        """
+        fd = os.dup(self.fd)
+        for comp in [c for c in rel.split("/") if c]:
+            try:
+                nfd = os.open(comp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            except OSError as e:
+                if e.errno in (errno.ENOTDIR, errno.ELOOP):
+                    return None
+                raise
+            finally:
+                os.close(fd)
+            fd = nfd
+        return fd
 
     def dir(self, rel: str) -> int:
         """An fd of directory `rel`, created (with its parents, mode 0755) if missing.

@@ -2,8 +2,16 @@
 
     STORE/oci-layout, index.json, blobs/   an OCI image layout (readable by skopeo, umoci)
     STORE/ingest/                          downloads in progress (resumable)
-    STORE/layers/<alg>/<hex>/              one unpacked layer per diff_id (overlay lower dirs)
+    STORE/layers/<alg>/<hex>/              one unpacked layer per ChainID (overlay lower dirs)
     STORE/bundles/<id>.json                which bundle uses which layers (for gc)
+    STORE/.gc.lock                         shared by pulls, imports and bundle creation; gc's alone
+
+The store holds setuid binaries and device nodes of every image: the root and the directories
+below it are 0700 so that no other local user can reach them.
+
+Unpacked layers are keyed by ChainID (the layer together with everything below it, image-spec),
+not by diff_id: how a layer is unpacked for overlayfs depends on its lower layers (which
+whiteouts are needed, which attributes implicit parent directories take).
 
 Image names in index.json are full normalised references (docker.io/library/x:tag).
 """
@@ -23,7 +31,7 @@ from dataclasses import dataclass
 from ocimg import mediatypes as mt
 from ocimg import reference
 from ocimg.digest import Digest
-from ocimg.errors import InvalidReference, ManifestError, NotFound, OcimgError
+from ocimg.errors import InvalidReference, LayerError, ManifestError, NotFound, OcimgError
 from ocimg.layout import REF_NAME, Layout, atomic_write
 from ocimg.manifest import (
     MAX_CONFIG_SIZE,
@@ -39,6 +47,14 @@ from ocimg.manifest import (
 from ocimg.unpack import unpack_layer
 
 DEFAULT_ROOT = "/var/lib/ocimg"
+PRIVATE = 0o700
+
+
+def private_dir(path: str) -> str:
+    """Create `path` (and parents) if needed and make it root's alone, also when it existed."""
+    os.makedirs(path, PRIVATE, exist_ok=True)
+    os.chmod(path, PRIVATE)
+    return path
 
 
 @dataclass(frozen=True)
@@ -59,24 +75,48 @@ class Store:
         self.layout = Layout(self.root)
 
     def init(self) -> "Store":
+        private_dir(self.root)
         self.layout.init()
-        for d in ("layers", "bundles"):
-            os.makedirs(os.path.join(self.root, d), exist_ok=True)
+        for d in ("layers", os.path.join("layers", "sha256"), "bundles", "ingest"):
+            private_dir(os.path.join(self.root, d))
         return self
+
+    @contextlib.contextmanager
+    def in_use(self) -> Iterator[None]:
+        """Held (shared) for a whole pull, import or bundle creation; `gc` takes it exclusively.
+
+        So gc never deletes a blob a running pull already committed (its name comes last), nor
+        a layer being unpacked, nor what a bundle is about to record: it waits for them.
+        """
+        with self._gc_lock(fcntl.LOCK_SH):
+            yield
+
+    @contextlib.contextmanager
+    def _gc_lock(self, how: int) -> Iterator[None]:
+        private_dir(self.root)
+        fd = os.open(os.path.join(self.root, ".gc.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, how)
+            yield
+        finally:
+            os.close(fd)
 
     # -- names --------------------------------------------------------------------------
 
-    def lookup(self, text: str) -> tuple[str, Descriptor]:
-        """Find an image by reference, or by (a prefix of) its manifest digest."""
+    def lookup(self, text: str, platform: Platform | None = None) -> tuple[str, Descriptor]:
+        """Find an image by reference, or by (a prefix of) its manifest digest.
+
+        A name stored for several platforms means this host's one, unless `platform` says.
+        """
         entries = self.layout.entries() if os.path.exists(self.layout.index_path) else []
         try:
             ref = reference.parse(text)
             name = str(ref)
         except InvalidReference:
             ref, name = None, text
-        for d in entries:
-            if d.annotations.get(REF_NAME) == name:
-                return name, d
+        named = [d for d in entries if d.annotations.get(REF_NAME) == name]
+        if named:
+            return name, _for_platform(name, named, platform)
         if ref is not None and ref.digest is not None:
             for d in entries:
                 n = d.annotations.get(REF_NAME, "")
@@ -93,16 +133,16 @@ class Store:
             raise InvalidReference(f"invalid reference {text!r}")
         raise NotFound(f"image {name} is not in the store {self.root} (pull it first)")
 
-    def image(self, text: str) -> Image:
-        name, desc = self.lookup(text)
-        return self.image_for(name, desc)
+    def image(self, text: str, platform: Platform | None = None) -> Image:
+        name, desc = self.lookup(text, platform)
+        return self.image_for(name, desc, platform)
 
-    def image_for(self, name: str, desc: Descriptor) -> Image:
+    def image_for(self, name: str, desc: Descriptor, platform: Platform | None = None) -> Image:
         data = self.layout.read_blob(desc.digest, desc.size)
         mtype = media_type_of(data, desc.media_type)
         if mt.is_index(mtype):
-            # A whole index was imported under this name: use this host's platform.
-            chosen = parse_index(data, mtype).select(Platform.host())
+            # A whole index was imported under this name: use the wanted (or this host's) platform.
+            chosen = parse_index(data, mtype).select(platform or Platform.host())
             return self.image_for(name, chosen)
         manifest = parse_manifest(data, mtype)
         if manifest.config.size > MAX_CONFIG_SIZE:
@@ -117,21 +157,21 @@ class Store:
             return []
         return [(d.annotations.get(REF_NAME, ""), d) for d in self.layout.entries()]
 
-    def remove(self, text: str) -> str:
-        name, _ = self.lookup(text)
-        self.layout.remove_ref(name)
+    def remove(self, text: str, platform: Platform | None = None) -> str:
+        """Drop an image name: for every platform, or only `platform`'s entry."""
+        name, desc = self.lookup(text, platform)
+        self.layout.remove_ref(name, desc.digest if platform else None)
         return name
 
     # -- unpacked layers ------------------------------------------------------------------
 
-    def layer_dir(self, diff_id: Digest) -> str:
-        return os.path.join(self.root, "layers", diff_id.algorithm, diff_id.hex)
+    def layer_dir(self, chain_id: Digest) -> str:
+        return os.path.join(self.root, "layers", chain_id.algorithm, chain_id.hex)
 
     @contextlib.contextmanager
-    def _layer_lock(self, diff_id: Digest) -> Iterator[None]:
-        d = os.path.join(self.root, "layers", diff_id.algorithm)
-        os.makedirs(d, exist_ok=True)
-        fd = os.open(os.path.join(d, f".{diff_id.hex}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    def _layer_lock(self, chain_id: Digest) -> Iterator[None]:
+        d = private_dir(os.path.join(self.root, "layers", chain_id.algorithm))
+        fd = os.open(os.path.join(d, f".{chain_id.hex}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -140,31 +180,39 @@ class Store:
 
     def unpacked_layers(self, image: Image, use_openat2: bool | None = None) -> list[str]:
         """Each layer of `image` unpacked on its own (overlay whiteouts), bottom first."""
-        out = []
-        for desc, diff_id in zip(image.manifest.layers, image.config.diff_ids):
-            out.append(self.unpack_shared(desc, diff_id, use_openat2))
+        out: list[str] = []
+        for desc, diff_id, chain in zip(image.manifest.layers, image.config.diff_ids, chain_ids(image.config.diff_ids)):
+            out.append(self.unpack_shared(desc, diff_id, chain, list(reversed(out)), use_openat2))
         return out
 
-    def unpack_shared(self, desc: Descriptor, diff_id: Digest, use_openat2: bool | None = None) -> str:
-        final = self.layer_dir(diff_id)
+    def unpack_shared(self, desc: Descriptor, diff_id: Digest, chain_id: Digest, lowers: list[str],
+                      use_openat2: bool | None = None) -> str:
+        """The layer unpacked over `lowers` (top-most first) into its ChainID's directory."""
+        final = self.layer_dir(chain_id)
         if os.path.isdir(final):
             return final
-        with self._layer_lock(diff_id):
+        with self._layer_lock(chain_id):
             if os.path.isdir(final):
                 return final
             if not self.layout.has_blob(desc.digest, desc.size):
                 raise NotFound(f"layer blob {desc.digest} is missing from the store (pull the image again)")
             parent = os.path.dirname(final)
             tmp = tempfile.mkdtemp(prefix=f".tmp-{diff_id.hex[:12]}-", dir=parent)
+            held = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
             try:
                 os.chmod(tmp, 0o755)
                 unpack_layer(self.layout.blob_path(desc.digest), tmp, whiteouts="overlay",
-                             diff_id=diff_id, use_openat2=use_openat2)
+                             diff_id=diff_id, use_openat2=use_openat2, lowers=lowers)
+                # The diff_id check hashed the stream, not the disk: make sure the tree we
+                # wrote is still the one at `tmp` before it becomes the layer.
+                _same_dir(held, tmp)
                 # Renamed into place only when complete: a half-unpacked layer is never used.
                 os.rename(tmp, final)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
+            finally:
+                os.close(held)
         return final
 
     # -- bundles ---------------------------------------------------------------------------
@@ -174,7 +222,7 @@ class Store:
         return os.path.join(self.root, "bundles", f"{key}.json")
 
     def record_bundle(self, bundle_dir: str, image: Image, layers: list[Digest], mode: str) -> None:
-        os.makedirs(os.path.join(self.root, "bundles"), exist_ok=True)
+        private_dir(os.path.join(self.root, "bundles"))
         doc = {"dir": os.path.abspath(bundle_dir), "image": image.name, "manifest": str(image.digest),
                "mode": mode, "layers": [str(d) for d in layers]}
         atomic_write(self._bundle_record(bundle_dir), json.dumps(doc, indent=2).encode())
@@ -200,9 +248,9 @@ class Store:
     # -- garbage collection ----------------------------------------------------------------
 
     def reachable(self) -> tuple[set[Digest], set[Digest]]:
-        """(blobs, diff_ids) that images in index.json need."""
+        """(blobs, ChainIDs of unpacked layers) that images in index.json need."""
         blobs: set[Digest] = set()
-        diff_ids: set[Digest] = set()
+        chains: set[Digest] = set()
         todo = [d for _, d in self.images()]
         while todo:
             desc = todo.pop()
@@ -226,8 +274,8 @@ class Store:
                 blobs.update(layer.digest for layer in m.layers)
                 if self.layout.has_blob(m.config.digest):
                     cfg = ImageConfig.parse(self.layout.read_blob(m.config.digest, verify=False))
-                    diff_ids.update(cfg.diff_ids)
-        return blobs, diff_ids
+                    chains.update(chain_ids(cfg.diff_ids))
+        return blobs, chains
 
     def _clean_ingest(self) -> None:
         """Drop abandoned partial downloads; ones a running pull holds locked stay."""
@@ -250,11 +298,11 @@ class Store:
 
     def gc(self) -> tuple[list[Digest], list[Digest]]:
         """Remove blobs and unpacked layers that no image and no live bundle uses."""
-        with self.layout.locked():
-            blobs, diff_ids = self.reachable()
+        with self._gc_lock(fcntl.LOCK_EX), self.layout.locked():
+            blobs, layer_keys = self.reachable()
             for rec in self.bundle_records():
                 if os.path.exists(os.path.join(rec.get("dir", ""), ".ocimg", "bundle.json")):
-                    diff_ids.update(Digest.parse(d) for d in rec.get("layers", []))
+                    layer_keys.update(Digest.parse(d) for d in rec.get("layers", []))
                 else:
                     os.unlink(rec["_record"])  # its bundle directory is gone
             removed_blobs = []
@@ -269,14 +317,48 @@ class Store:
                     path = os.path.join(base, alg, name)
                     if name.startswith("."):
                         if name.startswith(".tmp-"):
-                            shutil.rmtree(path, ignore_errors=True)  # an interrupted unpack
+                            # Left by an unpack that was killed: running ones hold the gc lock.
+                            shutil.rmtree(path, ignore_errors=True)
                         continue
                     try:
                         d = Digest.parse(f"{alg}:{name}")
                     except Exception:  # noqa: BLE001
                         continue
-                    if d not in diff_ids:
+                    if d not in layer_keys:
                         shutil.rmtree(path)
                         removed_layers.append(d)
             self._clean_ingest()
         return removed_blobs, removed_layers
+
+
+def _same_dir(fd: int, path: str) -> None:
+    """Raise unless `path` is still the directory open as `fd` (not deleted or replaced)."""
+    held = os.fstat(fd)
+    try:
+        now = os.lstat(path)
+    except FileNotFoundError:
+        now = None
+    if held.st_nlink == 0 or now is None or (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
+        raise LayerError(f"the layer being unpacked in {path} was removed meanwhile; try again")
+
+
+def chain_ids(diff_ids: list[Digest]) -> list[Digest]:
+    """ChainID(L0) = DiffID(L0); ChainID(L0..n) = Digest(ChainID(L0..n-1) + " " + DiffID(Ln))."""
+    out: list[Digest] = []
+    for d in diff_ids:
+        out.append(d if not out else Digest.of(f"{out[-1]} {d}".encode(), out[-1].algorithm))
+    return out
+
+
+def _for_platform(name: str, entries: list[Descriptor], want: Platform | None) -> Descriptor:
+    """The entry of `name` for platform `want` (default: the only one, else this host's)."""
+    if want is None and len(entries) == 1:
+        return entries[0]
+    target = want or Platform.host()
+    for d in entries:
+        if d.platform is None or target.matches(d.platform):
+            return d
+    stored = ", ".join(sorted(str(d.platform) for d in entries if d.platform))
+    if want is None:
+        raise NotFound(f"{name} is stored for {stored}, not this host's {target}: choose one with --platform")
+    raise NotFound(f"{name} is not stored for {want} (stored: {stored})")

@@ -7,6 +7,9 @@ Two ways to treat whiteouts:
   * "delete": the directory is a full root filesystem built layer by layer, so
     whiteouts delete what lower layers put there.
 
+Whiteouts apply only to lower layers (image-spec): an entry of the same layer stays, and a
+whiteout below something this layer made a file or symlink has nothing left to hide.
+
 Every entry is written through safepath.Root: nothing can land outside the directory.
 """
 
@@ -24,6 +27,7 @@ from typing import BinaryIO
 
 from ocimg.digest import Digest
 from ocimg.errors import DigestError, LayerError, UnsafeEntry
+from ocimg.lowerview import LowerView, is_whiteout
 from ocimg.safepath import Root, clean
 
 WHITEOUT_PREFIX = ".wh."
@@ -76,8 +80,14 @@ def open_decompressed(f: BinaryIO) -> BinaryIO:
 
 
 def unpack_layer(blob_path: str, dest: str, *, whiteouts: str, diff_id: Digest | None = None,
-                 use_openat2: bool | None = None, progress: Callable[[int], None] | None = None) -> Stats:
-    """Unpack the layer blob at `blob_path` onto `dest`, checking its diff_id if given."""
+                 use_openat2: bool | None = None, progress: Callable[[int], None] | None = None,
+                 lowers: list[str] | None = None) -> Stats:
+    """Unpack the layer blob at `blob_path` onto `dest`, checking its diff_id if given.
+
+    `lowers` (overlay mode): the unpacked layers below this one, top-most first. With them,
+    whiteouts are written only where a lower layer has something, and parent directories the
+    layer leaves out copy the lower layers' attributes. Without them every whiteout is kept.
+    """
     with open(blob_path, "rb", buffering=_READ_BUF) as f:
         stream = open_decompressed(f)
         hasher = diff_id.hasher() if diff_id else None
@@ -86,7 +96,8 @@ def unpack_layer(blob_path: str, dest: str, *, whiteouts: str, diff_id: Digest |
             src = io.BufferedReader(_HashingReader(stream, hasher), _READ_BUF)  # type: ignore[arg-type]
         try:
             with Root(dest, use_openat2) as root:
-                stats = _Applier(root, whiteouts).apply(src)
+                view = LowerView(lowers) if lowers is not None and whiteouts == "overlay" else None
+                stats = _Applier(root, whiteouts, view).apply(src)
             # The tar's end-of-archive padding is part of the diff_id too.
             while src.read(_READ_BUF):
                 pass
@@ -103,15 +114,18 @@ def unpack_layer(blob_path: str, dest: str, *, whiteouts: str, diff_id: Digest |
 
 
 class _Applier:
-    def __init__(self, root: Root, whiteouts: str) -> None:
+    def __init__(self, root: Root, whiteouts: str, lower: LowerView | None = None) -> None:
         if whiteouts not in ("overlay", "delete"):
             raise ValueError(whiteouts)
         self.root = root
         self.overlay = whiteouts == "overlay"
+        self.lower = lower
         self.stats = Stats()
         self.dir_times: list[tuple[str, int]] = []
-        # Paths this layer created: an opaque marker must not delete them (delete mode).
+        # Paths this layer created: whiteouts and opaque markers never delete them.
         self.created: set[str] = set()
+        # Directories known to exist in `root` already (saves a look-up per entry).
+        self.present: set[str] = set()
 
     def apply(self, stream: BinaryIO) -> Stats:
         with tarfile.open(fileobj=stream, mode="r|", errorlevel=2) as tf:
@@ -119,7 +133,8 @@ class _Applier:
                 self.stats.entries += 1
                 self._entry(tf, member)
         self.root.forget()
-        for rel, mtime_ns in reversed(self.dir_times):
+        # The last word on a directory's time wins (an explicit entry after an implicit parent).
+        for rel, mtime_ns in dict(self.dir_times).items():
             try:
                 fd = self.root.open(rel, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
             except (OSError, UnsafeEntry):
@@ -142,9 +157,12 @@ class _Applier:
             if m.isdir():
                 self._meta(self.root.fd, ".", m, is_root=True)
             return
+        self._implicit_parents(parent)
         pfd = self.root.dir(parent)
         existing = _lstat(pfd, base)
         if m.isdir():
+            # `d/.wh.x` then `d/x/` in one layer: the new x must not show the lower x's content.
+            replaces_whiteout = self.overlay and existing is not None and is_whiteout(existing)
             if existing and not stat.S_ISDIR(existing.st_mode):
                 self._remove(pfd, base, existing, rel)
                 pfd = self.root.dir(parent)
@@ -152,8 +170,11 @@ class _Applier:
             if not existing:
                 os.mkdir(base, 0o700, dir_fd=pfd)
             self._meta(pfd, base, m)
+            if replaces_whiteout:
+                os.setxattr(f"/proc/self/fd/{pfd}/{base}", OVERLAY_OPAQUE_XATTR, b"y", follow_symlinks=False)
             self.dir_times.append((rel, int(m.mtime * 1e9)))
             self.created.add(rel)
+            self.present.add(rel)
             return
         if existing:
             self._remove(pfd, base, existing, rel)
@@ -201,37 +222,102 @@ class _Applier:
 
     def _whiteout(self, parent: str, base: str) -> None:
         self.stats.whiteouts += 1
-        pfd = self.root.dir(parent)
-        if base == OPAQUE:
-            if self.overlay:
-                os.setxattr(f"/proc/self/fd/{pfd}", OVERLAY_OPAQUE_XATTR, b"y")
-            else:
-                for name in os.listdir(pfd):
-                    child = f"{parent}/{name}" if parent else name
-                    if child not in self.created:
-                        st = _lstat(pfd, name)
-                        if st:
-                            self._remove(pfd, name, st, child)
-                            pfd = self.root.dir(parent)
-            return
-        if base.startswith(WHITEOUT_PREFIX + WHITEOUT_PREFIX):
+        if base != OPAQUE and base.startswith(WHITEOUT_PREFIX + WHITEOUT_PREFIX):
             return  # other AUFS metadata (.wh..wh.plnk etc.), meaningless here
-        name = base[len(WHITEOUT_PREFIX):]
-        if not name or name in (".", ".."):
+        name = "" if base == OPAQUE else base[len(WHITEOUT_PREFIX):]
+        if base != OPAQUE and (not name or name in (".", "..")):
             raise UnsafeEntry(f"invalid whiteout {parent}/{base}")
-        existing = _lstat(pfd, name)
-        if existing:
-            self._remove(pfd, name, existing, f"{parent}/{name}" if parent else name)
-            pfd = self.root.dir(parent)
+        target = parent if base == OPAQUE else (f"{parent}/{name}" if parent else name)
+        try:
+            pfd = self.root.real_dir(parent)
+        except FileNotFoundError:
+            pfd = None
+            if not self.overlay:
+                return  # nothing there to delete
+        else:
+            if pfd is None:
+                return  # this layer made a parent a file or symlink: nothing below is left to hide
+        try:
+            if self.overlay and self.lower is not None and self.lower.lstat(target) is None:
+                return  # no lower layer has it: a whiteout would only show up as a broken entry
+            if pfd is None:
+                self._implicit_parents(parent)
+                pfd = os.dup(self.root.dir(parent))
+            if base == OPAQUE:
+                self._hide_lower_content(pfd, parent)
+                return
+            existing = _lstat(pfd, name)
+            if existing and (self.overlay or target in self.created):
+                # This layer's own entry stays (in overlay mode all that is here is this layer's);
+                # a directory of it still hides the lower one's content.
+                if stat.S_ISDIR(existing.st_mode):
+                    cfd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+                    try:
+                        self._hide_lower_content(cfd, target)
+                    finally:
+                        os.close(cfd)
+                return
+            if existing:
+                self._remove(pfd, name, existing, target)
+            if self.overlay:
+                os.mknod(name, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=pfd)
+        finally:
+            if pfd is not None:
+                os.close(pfd)
+
+    def _hide_lower_content(self, dfd: int, rel: str) -> None:
+        """Directory `rel` (open as `dfd`) keeps only what this layer put in it."""
         if self.overlay:
-            os.mknod(name, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=pfd)
+            os.setxattr(f"/proc/self/fd/{dfd}", OVERLAY_OPAQUE_XATTR, b"y")
+            return
+        for name in os.listdir(dfd):
+            child = f"{rel}/{name}" if rel else name
+            if child not in self.created:
+                st = _lstat(dfd, name)
+                if st:
+                    self._remove(dfd, name, st, child)
+
+    def _implicit_parents(self, parent: str) -> None:
+        """Parents an entry needs but its layer has no entry for keep the lower layers' attributes.
+
+        Overlay mode creates them as the lower layers have them; delete mode keeps the times of
+        the directories already there.
+        """
+        if (self.overlay and self.lower is None) or not parent or parent in self.present:
+            return
+        done = ""
+        for comp in parent.split("/"):
+            done = f"{done}/{comp}" if done else comp
+            if done in self.present:
+                continue
+            pfd = self.root.dir(done.rpartition("/")[0])
+            here = _lstat(pfd, comp)
+            if not self.overlay:
+                if here is None or not stat.S_ISDIR(here.st_mode):
+                    return
+                self.dir_times.append((done, here.st_mtime_ns))
+            elif here is None:
+                src = self.lower.find(done)
+                st = os.lstat(src) if src else None
+                if st is None or not stat.S_ISDIR(st.st_mode):
+                    return  # new here: Root.dir makes it (root:root 0755)
+                os.mkdir(comp, 0o700, dir_fd=pfd)
+                os.chown(comp, st.st_uid, st.st_gid, dir_fd=pfd)
+                os.chmod(comp, stat.S_IMODE(st.st_mode), dir_fd=pfd)
+                for attr in os.listxattr(src, follow_symlinks=False):
+                    if not attr.startswith("trusted.overlay."):
+                        os.setxattr(f"/proc/self/fd/{pfd}/{comp}", attr, os.getxattr(src, attr, follow_symlinks=False),
+                                    follow_symlinks=False)
+                self.dir_times.append((done, st.st_mtime_ns))
+            self.present.add(done)
 
     def _remove(self, pfd: int, name: str, st: os.stat_result, rel: str) -> None:
         """Callers must fetch their parent fd again afterwards: the cache may be dropped."""
         if stat.S_ISDIR(st.st_mode):
             shutil.rmtree(name, dir_fd=pfd)
-            # Cached fds may name directories that are gone, also via symlinked paths.
+            # Cached fds and known directories may name what is gone, also via symlinked paths.
             self.root.forget()
+            self.present.clear()
         else:
             os.unlink(name, dir_fd=pfd)
             self.root.forget_under(rel)

@@ -18,18 +18,24 @@ class User:
     name: str | None = None
 
 
-def _read(root: Root, rel: str) -> list[list[str]]:
+def _read(root: Root, rel: str, min_fields: int) -> tuple[list[list[str]], str]:
+    """The file's rows, and why there are none if it could not be read (for the error message
+    when a name is then missing: a symlink loop is the image's problem, not a crash)."""
     try:
         fd = root.open(rel, os.O_RDONLY)
+        with os.fdopen(fd, "rb") as f:
+            data = f.read(4 << 20)
     except (FileNotFoundError, NotADirectoryError, UnsafeEntry):
-        return []
-    with os.fdopen(fd, "rb") as f:
-        data = f.read(4 << 20)
+        return [], ""
+    except OSError as e:  # a symlink loop, a directory, ...
+        return [], f" (/{rel} cannot be read: {e.strerror})"
     rows = []
     for line in data.decode("utf-8", "replace").splitlines():
         if line and not line.startswith("#"):
-            rows.append(line.split(":"))
-    return rows
+            row = line.split(":")
+            if len(row) >= min_fields:
+                rows.append(row)
+    return rows, ""
 
 
 def _id(text: str) -> int | None:
@@ -45,8 +51,8 @@ def resolve(rootfs: str, spec: str) -> User:
     user_part, _, group_part = (spec or "").partition(":")
     user_part = user_part or "0"
     with Root(rootfs) as root:
-        passwd = [r for r in _read(root, "etc/passwd") if len(r) >= 7]
-        groups = [r for r in _read(root, "etc/group") if len(r) >= 4]
+        passwd, passwd_why = _read(root, "etc/passwd", 7)
+        groups, groups_why = _read(root, "etc/group", 4)
     uid = _id(user_part)
     entry = None
     for r in passwd:
@@ -54,7 +60,7 @@ def resolve(rootfs: str, spec: str) -> User:
             entry = r
             break
     if entry is None and uid is None:
-        raise BundleError(f"user {user_part!r} of the image is not in its /etc/passwd")
+        raise BundleError(f"user {user_part!r} of the image is not in its /etc/passwd{passwd_why}")
     name = entry[0] if entry else None
     if entry is not None:
         uid = _id(entry[2])
@@ -70,7 +76,7 @@ def resolve(rootfs: str, spec: str) -> User:
         if g is None:
             match = [r for r in groups if r[0] == group_part]
             if not match or _id(match[0][2]) is None:
-                raise BundleError(f"group {group_part!r} of the image is not in its /etc/group")
+                raise BundleError(f"group {group_part!r} of the image is not in its /etc/group{groups_why}")
             g = _id(match[0][2])
         assert g is not None
         gid = g
@@ -82,3 +88,4 @@ def resolve(rootfs: str, spec: str) -> User:
             if name in members and g is not None and g != gid and g not in extra:
                 extra.append(g)
     return User(uid, gid, extra, home, name)
+

@@ -200,13 +200,20 @@ class RegistryClient:
                         r.drain_conn()
                         raise RegistryError(f"{what}: registry sent an unexpected range "
                                             f"{r.headers.get('Content-Range')!r}")
+                elif r.status == 416 and offset:
+                    # Nothing left from `offset` on: the registry's copy is shorter than the manifest says.
+                    _error_body(r)
+                    out.truncate(0)
+                    os.unlink(partial)
+                    raise DigestError(f"{what}: the registry's copy ends before the {desc.size} bytes the manifest "
+                                      f"gives it (HTTP 416 for bytes {offset}-); the blob is truncated")
                 elif r.status != 200:
                     if _is_transient(r.status):
                         r.drain_conn()
                         failures, last_error = failures + 1, f"HTTP {r.status}"
                         _backoff(failures)
                         continue
-                    raise self._error(r.status, r.read(), what)
+                    raise self._error(r.status, _error_body(r), what)
                 try:
                     for chunk in r.stream(CHUNK):
                         if offset + len(chunk) > desc.size:
@@ -259,7 +266,7 @@ class RegistryClient:
                         r.drain_conn()
                         _backoff(attempt)
                         continue
-                    raise self._error(r.status, r.read(), what)
+                    raise self._error(r.status, _error_body(r), what)
                 return r, _read_limited(r, limit, what)
             except Urllib3Error as e:
                 if attempt + 1 >= self.attempts:
@@ -277,6 +284,16 @@ def _read_limited(r: urllib3.BaseHTTPResponse, limit: int, what: str) -> bytes:
             raise RegistryError(f"{what} is larger than {limit} bytes")
     r.release_conn()
     return bytes(buf)
+
+
+def _error_body(r: urllib3.BaseHTTPResponse) -> bytes:
+    """An error response's body for its message: a short or broken one is just left out."""
+    try:
+        return r.read(decode_content=True)[:65536]
+    except Urllib3Error:
+        return b""
+    finally:
+        r.release_conn()
 
 
 def _backoff(attempt: int) -> None:

@@ -138,22 +138,35 @@ def token_registry(session_dir: Path, images: TestImages):
         tokens.stop()
 
 
-@pytest.fixture
-def mangling_proxy(registry: tr.Registry):
-    proxy = tr.DroppingProxy(registry.port, mangle_manifests=True)
+def _proxy(registry: tr.Registry, **kw):
+    proxy = tr.DroppingProxy(registry.port, **kw)
     try:
         yield proxy
     finally:
         proxy.stop()
+
+
+@pytest.fixture
+def mangling_proxy(registry: tr.Registry):
+    yield from _proxy(registry, mangle_manifests=True)
 
 
 @pytest.fixture
 def dropping_proxy(registry: tr.Registry):
-    proxy = tr.DroppingProxy(registry.port)
-    try:
-        yield proxy
-    finally:
-        proxy.stop()
+    yield from _proxy(registry)
+
+
+@pytest.fixture
+def truncating_proxy(registry: tr.Registry):
+    """Cuts the first transfer of each blob, then answers the resuming Range request with a
+    416 whose body is shorter than its Content-Length (a blob truncated on the registry)."""
+    yield from _proxy(registry, refuse_ranges=True)
+
+
+@pytest.fixture
+def gated_proxy(registry: tr.Registry):
+    """Passes everything on whole, but holds GETs of the blobs in `.held` until `.release` is set."""
+    yield from _proxy(registry, cut_blobs=False)
 
 
 # -- ocimg and runc ---------------------------------------------------------------------------
@@ -172,6 +185,11 @@ class Ocimg:
         if check and p.returncode != 0:
             raise AssertionError(f"ocimg {' '.join(args)} exited {p.returncode}: {p.stderr}")
         return p
+
+    def spawn(self, *args: str) -> subprocess.Popen:
+        """The same command started in the background (the caller waits for it)."""
+        return subprocess.Popen([sys.executable, "-m", "ocimg", "--root", str(self.root), *args], cwd=REPO,
+                                env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.fixture

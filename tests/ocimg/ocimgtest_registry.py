@@ -291,8 +291,15 @@ class DroppingProxy:
     connection. Records every blob request with its Range header. Optionally alters every
     manifest it passes on."""
 
-    def __init__(self, upstream_port: int, mangle_manifests: bool = False) -> None:
+    def __init__(self, upstream_port: int, mangle_manifests: bool = False, cut_blobs: bool = True,
+                 refuse_ranges: bool = False) -> None:
         self.mangle_manifests = mangle_manifests
+        self.cut_blobs = cut_blobs
+        # Answer a ranged blob GET with 416 and a body shorter than its Content-Length.
+        self.refuse_ranges = refuse_ranges
+        # GETs of these blobs wait until `release` is set.
+        self.held: set[str] = set()
+        self.release = threading.Event()
         self.upstream = f"http://127.0.0.1:{upstream_port}"
         self.pool = urllib3.PoolManager()
         self.cut: set[str] = set()
@@ -321,6 +328,7 @@ class DroppingProxy:
         return f"127.0.0.1:{self.port}"
 
     def stop(self) -> None:
+        self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(5)
@@ -335,7 +343,18 @@ class DroppingProxy:
         digest = h.path.rsplit("/", 1)[-1]
         if is_blob:
             self.blob_requests.append((digest, h.headers.get("Range")))
-        cut = is_blob and r.status == 200 and digest not in self.cut and len(body) > 1024
+            if digest in self.held:
+                self.release.wait(120)
+            if self.refuse_ranges and h.headers.get("Range"):
+                h.send_response(416)
+                h.send_header("Content-Length", "4096")
+                h.end_headers()
+                h.wfile.write(b'{"errors": [')
+                h.wfile.flush()
+                h.close_connection = True
+                h.connection.shutdown(socket.SHUT_RDWR)
+                return
+        cut = self.cut_blobs and is_blob and r.status == 200 and digest not in self.cut and len(body) > 1024
         h.send_response(r.status)
         for k, v in r.headers.items():
             if k.lower() not in ("connection", "transfer-encoding", "content-length"):

@@ -8,6 +8,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 import ocimgtest_images as ti
 from ocimgtest_support import skopeo_push
 from ocimg.config import Config
@@ -190,3 +192,51 @@ def test_host_platform_is_linux_and_this_machines_architecture():
     assert Platform.host().os == "linux"
     assert Platform.host().architecture == {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine,
                                                                                         Platform.host().architecture)
+
+
+def test_a_blob_truncated_on_the_registry_is_a_one_line_error(ocimg, registry, truncating_proxy):
+    img = ti.image([ti.random_layer(3 << 20, 5)])
+    registry.push("test/truncated", "latest", img)
+    p = ocimg("pull", "--insecure", f"{truncating_proxy.host}/test/truncated", check=False)
+    assert p.returncode == 1
+    assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+    assert p.stderr.startswith(f"ocimg: blob {img.blobs[1].digest}: ") and "truncated" in p.stderr
+    assert any(rng for _, rng in truncating_proxy.blob_requests)  # the resume was answered with a 416
+    assert Store(str(ocimg.root)).layout.find(f"{truncating_proxy.host}/test/truncated:latest") is None
+    assert not [n for n in os.listdir(ocimg.root / "ingest") if n.endswith(".partial")]
+
+
+@pytest.fixture
+def both_platforms(ocimg, registry, images):
+    if Platform.host().architecture != "amd64":
+        pytest.skip("expects an amd64 host (the index holds amd64 and arm64)")
+    ref = f"{registry.host}/test/multi"
+    ocimg("pull", "--insecure", ref)
+    ocimg("pull", "--insecure", "--platform", "linux/arm64", ref)
+    return ref
+
+
+def test_pulling_another_platform_keeps_the_first_under_the_same_name(ocimg, both_platforms, images):
+    rows = [line.split() for line in ocimg("images").stdout.splitlines()[1:]]
+    assert sorted((r[0], r[2]) for r in rows) == [(f"{both_platforms}:latest", "linux/amd64"),
+                                                  (f"{both_platforms}:latest", "linux/arm64/v8")]
+    assert json.loads(ocimg("inspect", both_platforms).stdout)["Digest"] == images.multi_amd64.digest
+    arm = json.loads(ocimg("inspect", "--platform", "linux/arm64", both_platforms).stdout)
+    assert arm["Digest"] == images.multi_arm64.digest
+
+
+def test_bundle_platform_picks_that_platforms_image(ocimg, both_platforms, tmp):
+    ocimg("bundle", "--mode", "copy", "--platform", "linux/arm64", both_platforms, str(tmp / "arm"))
+    ocimg("bundle", "--mode", "copy", both_platforms, str(tmp / "host"))
+    assert (tmp / "arm" / "rootfs" / "platform").read_text() == "arm64\n"
+    assert (tmp / "host" / "rootfs" / "platform").read_text() == "amd64\n"
+
+
+def test_rm_platform_removes_only_that_platforms_entry(ocimg, both_platforms, images):
+    ocimg("rm", "--platform", "linux/arm64", both_platforms)
+    ocimg("gc")
+    assert json.loads(ocimg("inspect", both_platforms).stdout)["Digest"] == images.multi_amd64.digest
+    assert images.multi_arm64.digest not in store_blobs(ocimg.root)
+    p = ocimg("inspect", "--platform", "linux/arm64", both_platforms, check=False)
+    assert p.returncode == 1
+    assert p.stderr == f"ocimg: {both_platforms}:latest is not stored for linux/arm64 (stored: linux/amd64)\n"
