@@ -8,10 +8,9 @@ from ocirt.cli import flags as fl
 from ocirt.errors import OcirtError, UsageError
 from ocirt.log import logger
 
-DEFAULT_ROOT = "/run/ocirt"
-
 GLOBAL_FLAGS = [
-    fl.Flag("root", "str", DEFAULT_ROOT, help="root directory for storage of container state"),
+    fl.Flag("root", "str", "", help="root directory for storage of container state (default "
+            "/run/ocirt, or $XDG_RUNTIME_DIR/ocirt for an unprivileged user)"),
     fl.Flag("log", "str", "", help="set the log file to write ocirt logs to (default is stderr)"),
     fl.Flag("log-format", "str", "text", help="set the log format ('text' (default), or 'json')"),
     fl.Flag("debug", "bool", False, help="enable debug logging"),
@@ -54,12 +53,20 @@ class Context:
 
     def __init__(self, root: str, systemd_cgroup: bool, rootless: str, cgroup_manager: str,
                  debug: bool, command: str = "") -> None:
-        self.root = root
+        self._root = root
         self.systemd_cgroup = systemd_cgroup
         self.rootless = rootless
         self.cgroup_manager = cgroup_manager
         self.debug = debug
         self.command = command
+
+    @property
+    def root(self) -> str:
+        # Resolved on first use: `spec` and `features` need no state root (nor XDG_RUNTIME_DIR).
+        if not self._root:
+            from ocirt.rootless import default_root
+            self._root = default_root()
+        return self._root
 
 
 def _version() -> str:

@@ -10,6 +10,7 @@ import os
 import posixpath
 
 from ocirt.errors import ConfigError
+from ocirt.linux.userns import running_in_userns
 from ocirt.rootfs import hostns
 from ocirt.rootfs import options as mopts
 from ocirt.rootfs import sysctl as sysctl_rules
@@ -152,7 +153,7 @@ def build(config: dict, rootfs: str, bundle: str) -> Plan:
     plan = Plan(
         rootfs=rootfs, bundle=bundle, readonly=bool(root.get("readonly")), mounts=mounts,
         devices=_devices(linux.get("devices") or []), setup_dev=not dev_bound,
-        bind_devices="user" in new_ns or "user" in joined_ns or _in_userns(),
+        bind_devices="user" in new_ns or "user" in joined_ns or running_in_userns(),
         propagation=propagation,
         masked=_paths(linux.get("maskedPaths") or [], "linux.maskedPaths"),
         readonly_paths=_paths(linux.get("readonlyPaths") or [], "linux.readonlyPaths"),
@@ -177,14 +178,6 @@ def _mntns() -> int:
         return os.stat("/proc/self/ns/mnt").st_ino
     except OSError:
         return 0
-
-
-def _in_userns() -> bool:
-    try:
-        with open("/proc/self/uid_map", "rb") as f:
-            return f.read().split() != [b"0", b"0", b"4294967295"]
-    except OSError:
-        return False
 
 
 def _mount(i: int, m: dict, bundle: str) -> Mount:

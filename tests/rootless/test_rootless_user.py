@@ -1,0 +1,112 @@
+"""ocirt run by an unprivileged account: its state root, and the user namespace it makes
+(single-id maps written by the runtime, wider maps through newuidmap/newgidmap)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ocirt_testlib import run_out, unique_id
+from rlhelpers import multi_range
+
+
+def _status_ids(pid: int, key: str) -> list[str]:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return line.split()[1:]
+    raise AssertionError(f"no {key} in /proc/{pid}/status")
+
+
+def test_default_state_root_is_under_xdg_runtime_dir(rl_ocirt, rl_user, rl_bundle, cid):
+    rl_bundle.args("sleep", "100")
+    rl_ocirt.ok("create", "--bundle", str(rl_bundle.path), cid)
+    d = Path(rl_user.runtime_dir, "ocirt", cid)
+    assert d.is_dir() and d.stat().st_uid == rl_user.uid
+    assert rl_ocirt.ok("list", "-q").stdout.decode().split() == [cid]
+
+
+def test_unset_xdg_runtime_dir_is_a_clear_error(rl_user):
+    p = rl_user.ocirt("list", XDG_RUNTIME_DIR="")
+    assert p.returncode == 1
+    assert "XDG_RUNTIME_DIR is not set" in p.stderr.decode()
+
+
+def test_unusable_xdg_runtime_dir_is_a_clear_error(rl_user):
+    p = rl_user.ocirt("list", XDG_RUNTIME_DIR="/root")
+    assert p.returncode == 1
+    assert "XDG_RUNTIME_DIR /root is not usable" in p.stderr.decode()
+
+
+def test_rootless_container_root_is_the_account_with_setgroups_denied(rl_ocirt, rl_user,
+                                                                     rl_bundle, cid):
+    out = run_out(rl_ocirt, rl_bundle, cid,
+                  "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups")
+    lines = out.splitlines()
+    assert lines[:2] == ["0", "0"]
+    assert lines[2].split() == ["0", str(rl_user.uid), "1"]
+    assert lines[3].split() == ["0", str(rl_user.gid), "1"]
+    assert lines[4] == "deny"
+
+
+def test_rootless_init_runs_as_the_account_on_the_host(rl_ocirt, rl_user, rl_bundle, cid):
+    rl_bundle.args("sleep", "100")
+    rl_ocirt.ok("create", "--bundle", str(rl_bundle.path), cid)
+    pid = rl_ocirt.state(cid)["pid"]
+    assert _status_ids(pid, "Uid") == [str(rl_user.uid)] * 4
+    assert _status_ids(pid, "Gid") == [str(rl_user.gid)] * 4
+
+
+def test_multi_range_maps_are_written_through_newuidmap_and_newgidmap(rl_ocirt, rl_user,
+                                                                      rl_bundle, cid):
+    rl_bundle.config["linux"]["uidMappings"] = multi_range(rl_user)
+    rl_bundle.config["linux"]["gidMappings"] = multi_range(rl_user, "gid")
+    out = run_out(rl_ocirt, rl_bundle, cid,
+                  "cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups")
+    lines = [l.split() for l in out.splitlines()]
+    want = [["0", str(rl_user.uid), "1"], ["1", str(rl_user.subid), "65536"]]
+    assert lines[0:2] == want
+    assert lines[2:4] == [["0", str(rl_user.gid), "1"], ["1", str(rl_user.subid), "65536"]]
+    assert lines[4] == ["allow"]     # newgidmap leaves setgroups usable
+
+
+def test_container_user_of_a_subordinate_range_is_its_host_id(rl_ocirt, rl_user, rl_bundle,
+                                                             cid):
+    rl_bundle.config["linux"]["uidMappings"] = multi_range(rl_user)
+    rl_bundle.config["linux"]["gidMappings"] = multi_range(rl_user, "gid")
+    rl_bundle.config["process"]["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [5]}
+    rl_bundle.args("sleep", "100")
+    rl_ocirt.ok("create", "--bundle", str(rl_bundle.path), cid)
+    pid = rl_ocirt.state(cid)["pid"]
+    host = str(rl_user.subid + 999)
+    assert _status_ids(pid, "Uid") == [host] * 4
+    assert _status_ids(pid, "Gid") == [host] * 4
+    assert _status_ids(pid, "Groups") == [str(rl_user.subid + 4)]
+
+
+def test_multi_range_maps_without_newuidmap_name_the_missing_tool(rl_ocirt, rl_user,
+                                                                 rl_bundle, cid):
+    rl_bundle.config["linux"]["uidMappings"] = multi_range(rl_user)
+    rl_bundle.config["linux"]["gidMappings"] = multi_range(rl_user, "gid")
+    rl_bundle.write()
+    empty = Path("/var/tmp") / unique_id("nopath")
+    empty.mkdir(mode=0o755)
+    try:
+        p = rl_user.ocirt("run", "--bundle", str(rl_bundle.path), cid, PATH=str(empty))
+    finally:
+        empty.rmdir()
+    assert p.returncode == 1
+    err = p.stderr.decode()
+    assert "newuidmap" in err and "not on PATH" in err and "linux.uidMappings" in err
+    assert rl_ocirt.ids() == []
+
+
+def test_unmappable_range_is_newuidmap_s_error(rl_ocirt, rl_user, rl_bundle, cid):
+    # A range that is not the account's in /etc/subuid: newuidmap refuses it.
+    bad = [{"containerID": 0, "hostID": rl_user.uid, "size": 1},
+           {"containerID": 1, "hostID": 100, "size": 10}]
+    rl_bundle.config["linux"]["uidMappings"] = bad
+    rl_bundle.write()
+    p = rl_ocirt("run", "--bundle", str(rl_bundle.path), cid)
+    assert p.returncode == 1
+    assert "newuidmap failed" in p.stderr.decode()
+    assert rl_ocirt.ids() == []
