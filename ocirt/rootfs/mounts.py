@@ -10,6 +10,7 @@ from ocirt.errors import SecurityError, SetupError
 from ocirt.linux import pathrs
 from ocirt.linux import syscalls as sc
 from ocirt.rootfs import attach, cgroupfs, copyup, mountpoint
+from ocirt.rootfs.options import MountOptions
 from ocirt.rootfs.plan import Mount, Plan, proc_rule
 
 
@@ -65,17 +66,20 @@ def mount_one(plan: Plan, m: Mount) -> None:
             _check_proc(inner, m, src_fd)
 
             if m.kind == "bind":
-                mnt = attach.clone(src_fd, m.opts.recursive)
-                aset, aclr = m.opts.bind_attrs()
-                attach.set_attrs(mnt, aset, aclr)
+                mnt = _bind(plan, src_fd, m.opts, m.opts.recursive)
             else:
                 try:
                     mnt = attach.new_fs(m.fstype, m.source, m.opts)
                 except OSError as e:
-                    if e.errno != errno.ENOSYS:
+                    if e.errno == errno.EPERM and m.fstype == "sysfs" and plan.userns:
+                        # A user namespace that does not own the network namespace cannot
+                        # mount sysfs: bind the host's, as runc does.
+                        mnt = _host_sysfs(plan, m)
+                    elif e.errno != errno.ENOSYS:
                         raise
-                    attach.legacy_mount(m.fstype, m.source, m.opts, target)
-                    return
+                    else:
+                        attach.legacy_mount(m.fstype, m.source, m.opts, target)
+                        return
                 if m.fstype == "tmpfs":
                     _tmpfs_content(mnt, target, m, existed)
             attach.set_attrs(mnt, m.opts.rec_set, m.opts.rec_clr, recursive=True)
@@ -89,6 +93,27 @@ def mount_one(plan: Plan, m: Mount) -> None:
         for fd in (src_fd, target, mnt):
             if fd >= 0:
                 os.close(fd)
+
+
+def _bind(plan: Plan, src_fd: int, opts: MountOptions, recursive: bool) -> int:
+    mnt = attach.clone(src_fd, recursive)
+    try:
+        aset, aclr = opts.bind_attrs()
+        if plan.userns:
+            aset, aclr = attach.keep_locked(src_fd, aset, aclr)
+        attach.set_attrs(mnt, aset, aclr)
+    except BaseException:
+        os.close(mnt)
+        raise
+    return mnt
+
+
+def _host_sysfs(plan: Plan, m: Mount) -> int:
+    src = os.open("/sys", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return _bind(plan, src, m.opts, recursive=True)
+    finally:
+        os.close(src)
 
 
 def _check_proc(inner: str, m: Mount, src_fd: int) -> None:

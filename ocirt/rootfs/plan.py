@@ -88,7 +88,7 @@ class Plan:
     """Everything rootfs setup needs, decided from config.json before anything is created."""
 
     def __init__(self, *, rootfs: str, bundle: str, readonly: bool, mounts: list[Mount],
-                 devices: list[Device], setup_dev: bool, bind_devices: bool,
+                 devices: list[Device], setup_dev: bool, userns: bool,
                  propagation: str | None, masked: list[str], readonly_paths: list[str],
                  sysctl: list[tuple[str, str, str]], new_ns: frozenset[str],
                  joined_ns: frozenset[str], terminal: bool) -> None:
@@ -98,7 +98,9 @@ class Plan:
         self.mounts = mounts
         self.devices = devices
         self.setup_dev = setup_dev
-        self.bind_devices = bind_devices
+        # Mounts are made in a user namespace: no mknod, no new sysfs without the network
+        # namespace, flags locked on mounts copied from the host.
+        self.userns = userns
         self.propagation = propagation
         self.masked = masked
         self.readonly_paths = readonly_paths
@@ -153,7 +155,7 @@ def build(config: dict, rootfs: str, bundle: str) -> Plan:
     plan = Plan(
         rootfs=rootfs, bundle=bundle, readonly=bool(root.get("readonly")), mounts=mounts,
         devices=_devices(linux.get("devices") or []), setup_dev=not dev_bound,
-        bind_devices="user" in new_ns or "user" in joined_ns or running_in_userns(),
+        userns="user" in new_ns or "user" in joined_ns or running_in_userns(),
         propagation=propagation,
         masked=_paths(linux.get("maskedPaths") or [], "linux.maskedPaths"),
         readonly_paths=_paths(linux.get("readonlyPaths") or [], "linux.readonlyPaths"),
