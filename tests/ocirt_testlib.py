@@ -3,7 +3,11 @@ test directories have one)."""
 
 from __future__ import annotations
 
+import array
 import os
+import select
+import socket
+import time
 import uuid
 from pathlib import Path
 
@@ -103,3 +107,44 @@ def blkio_weight_file() -> str | None:
         if os.path.exists(os.path.join(d, name)):
             return name
     return None
+
+
+class ConsoleSocket:
+    """A manager's --console-socket listener (conmon, go-runc): one SCM_RIGHTS fd, and a
+    payload."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(1)
+        self.sock.settimeout(30)
+
+    def receive(self) -> tuple[bytes, list[int]]:
+        conn, _ = self.sock.accept()
+        with conn:
+            fds = array.array("i")
+            msg, anc, _flags, _addr = conn.recvmsg(4096, socket.CMSG_SPACE(4 * fds.itemsize))
+            for level, typ, data in anc:
+                assert (level, typ) == (socket.SOL_SOCKET, socket.SCM_RIGHTS)
+                fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
+        return msg, list(fds)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def read_until(fd: int, marker: bytes, timeout: float = 15) -> bytes:
+    buf = b""
+    end = time.monotonic() + timeout
+    while marker not in buf and time.monotonic() < end:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+    return buf
