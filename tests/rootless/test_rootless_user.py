@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ocirt_testlib import run_out, unique_id
@@ -109,3 +110,22 @@ def test_unmappable_range_is_newuidmap_s_error(rl_ocirt, rl_user, rl_bundle, cid
     assert p.returncode == 1
     assert "newuidmap failed" in p.stderr.decode()
     assert rl_ocirt.ids() == []
+
+
+def test_joining_a_user_namespace_by_path_writes_no_maps(rl_ocirt, rl_user, rl_bundle, cid):
+    rl_bundle.config["linux"]["uidMappings"] = multi_range(rl_user)
+    rl_bundle.config["linux"]["gidMappings"] = multi_range(rl_user, "gid")
+    rl_bundle.args("sleep", "100")
+    rl_ocirt.ok("run", "-d", "--bundle", str(rl_bundle.path), cid)
+    first = rl_ocirt.state(cid)["pid"]
+    linux = rl_bundle.config["linux"]
+    del linux["uidMappings"], linux["gidMappings"]
+    linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "user"]
+    linux["namespaces"].append({"type": "user", "path": f"/proc/{first}/ns/user"})
+    second = unique_id()
+    out = run_out(rl_ocirt, rl_bundle, second,
+                  "readlink /proc/self/ns/user; cat /proc/self/uid_map")
+    lines = out.splitlines()
+    assert lines[0] == os.readlink(f"/proc/{first}/ns/user")
+    assert [l.split() for l in lines[1:]] == [["0", str(rl_user.uid), "1"],
+                                              ["1", str(rl_user.subid), "65536"]]
