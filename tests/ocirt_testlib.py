@@ -130,6 +130,16 @@ class ConsoleSocket:
                 fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
         return msg, list(fds)
 
+    def hand_over(self, argv: list[str]) -> tuple[bytes, list[int]]:
+        """Run `argv` (an ocirt call with --console-socket self.path), which must succeed;
+        what it sent."""
+        import subprocess
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+        got = self.receive()
+        assert p.wait(30) == 0, p.stderr.read()
+        return got
+
     def close(self) -> None:
         self.sock.close()
 

@@ -254,12 +254,8 @@ def test_create_with_terminal_sends_the_pty_master_with_console_size(rt, bundle,
     console = ConsoleSocket(str(tmp_path / "console.sock"))
     master = None
     try:
-        p = subprocess.Popen(rt.cmd("create", "--bundle", str(bundle.path),
-                                    "--console-socket", console.path, cid),
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE)
-        msg, fds = console.receive()
-        assert p.wait(30) == 0, p.stderr.read()
+        msg, fds = console.hand_over(rt.cmd("create", "--bundle", str(bundle.path),
+                                            "--console-socket", console.path, cid))
         assert msg and len(fds) == 1
         master = fds[0]
         rt.ok("start", cid)
@@ -283,12 +279,9 @@ def test_exec_tty_detach_sends_the_pty_master(rt, bundle, tmp_path):
     master = None
     try:
         pid_file = tmp_path / "exec.pid"
-        p = subprocess.Popen(rt.cmd("exec", "--tty", "--detach", "--console-socket",
-                                    console.path, "--pid-file", str(pid_file), cid, "sh"),
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE)
-        msg, fds = console.receive()
-        assert p.wait(30) == 0, p.stderr.read()
+        msg, fds = console.hand_over(rt.cmd("exec", "--tty", "--detach", "--console-socket",
+                                            console.path, "--pid-file", str(pid_file), cid,
+                                            "sh"))
         assert msg and len(fds) == 1
         master = fds[0]
         assert int(pid_file.read_text()) > 0

@@ -45,12 +45,8 @@ def test_rootless_terminal_goes_to_the_console_socket(rl_ocirt, rl_user, rl_bund
     os.chmod(console.path, 0o777)
     master = None
     try:
-        p = subprocess.Popen(rl_ocirt.cmd("create", "--bundle", str(rl_bundle.path),
-                                          "--console-socket", console.path, cid),
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE)
-        _msg, fds = console.receive()
-        assert p.wait(30) == 0, p.stderr.read()
+        _msg, fds = console.hand_over(rl_ocirt.cmd("create", "--bundle", str(rl_bundle.path),
+                                                   "--console-socket", console.path, cid))
         master = fds[0]
         rl_ocirt.ok("start", cid)
         os.write(master, b"typed\n")
