@@ -98,7 +98,7 @@ def intermediate(launch: Launch, sync: Sync) -> None:
         if flags:
             sc.unshare(flags)
         if opener is not None:
-            launch.rootfs_plan.rt.source_fds = opener.collect()
+            opener.collect(launch.rootfs_plan.rt)
         if "time" in launch.new_ns:
             # A non-dumpable process's /proc files belong to the host's root, which a new user
             # namespace does not map: be dumpable just for this write. No container process

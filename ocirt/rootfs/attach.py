@@ -101,6 +101,21 @@ def keep_locked(src_fd: int, attr_set: int, attr_clr: int) -> tuple[int, int]:
     return attr_set, attr_clr
 
 
+def bind_clone(src_fd: int, opts: MountOptions, recursive: bool, userns: bool) -> int:
+    """A detached bind of `src_fd` with the attributes `opts` names. In a user namespace,
+    flags the kernel locked on the source are kept (keep_locked)."""
+    mnt = clone(src_fd, recursive)
+    try:
+        aset, aclr = opts.bind_attrs()
+        if userns:
+            aset, aclr = keep_locked(src_fd, aset, aclr)
+        set_attrs(mnt, aset, aclr)
+    except BaseException:
+        os.close(mnt)
+        raise
+    return mnt
+
+
 def set_attrs(mnt_fd: int, attr_set: int, attr_clr: int, recursive: bool = False) -> None:
     if attr_set or attr_clr:
         flags = sc.AT_EMPTY_PATH | (sc.AT_RECURSIVE if recursive else 0)

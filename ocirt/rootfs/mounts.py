@@ -10,7 +10,6 @@ from ocirt.errors import SecurityError, SetupError
 from ocirt.linux import pathrs
 from ocirt.linux import syscalls as sc
 from ocirt.rootfs import attach, cgroupfs, copyup, mountpoint
-from ocirt.rootfs.options import MountOptions
 from ocirt.rootfs.plan import Mount, Plan, proc_rule
 
 
@@ -48,6 +47,8 @@ def mount_one(plan: Plan, m: Mount) -> None:
                 if opened is None:
                     src_fd = os.open(m.source, os.O_PATH | os.O_CLOEXEC)
                 elif opened < 0:
+                    if m.index in plan.rt.source_errors:
+                        raise SetupError(plan.rt.source_errors[m.index])
                     raise OSError(-opened, os.strerror(-opened))
                 else:
                     src_fd = opened
@@ -65,8 +66,14 @@ def mount_one(plan: Plan, m: Mount) -> None:
             inner = pathrs.check_in_root(target, plan.rootfs)
             _check_proc(inner, m, src_fd)
 
-            if m.kind == "bind":
-                mnt = _bind(plan, src_fd, m.opts, m.opts.recursive)
+            if m.kind == "bind" and m.index in plan.rt.source_mounted:
+                # The helper made the idmapped mount already (ocirt.rootfs.idmapped).
+                mnt, src_fd = src_fd, -1
+            elif m.kind == "bind" and m.opts.idmap:
+                from ocirt.rootfs import idmapped
+                mnt = idmapped.make(src_fd, m, plan.userns)
+            elif m.kind == "bind":
+                mnt = attach.bind_clone(src_fd, m.opts, m.opts.recursive, plan.userns)
             else:
                 try:
                     mnt = attach.new_fs(m.fstype, m.source, m.opts)
@@ -95,23 +102,10 @@ def mount_one(plan: Plan, m: Mount) -> None:
                 os.close(fd)
 
 
-def _bind(plan: Plan, src_fd: int, opts: MountOptions, recursive: bool) -> int:
-    mnt = attach.clone(src_fd, recursive)
-    try:
-        aset, aclr = opts.bind_attrs()
-        if plan.userns:
-            aset, aclr = attach.keep_locked(src_fd, aset, aclr)
-        attach.set_attrs(mnt, aset, aclr)
-    except BaseException:
-        os.close(mnt)
-        raise
-    return mnt
-
-
 def _host_sysfs(plan: Plan, m: Mount) -> int:
     src = os.open("/sys", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        return _bind(plan, src, m.opts, recursive=True)
+        return attach.bind_clone(src, m.opts, True, plan.userns)
     finally:
         os.close(src)
 

@@ -84,3 +84,18 @@ def test_read_only_bind_of_a_host_directory(rl_ocirt, rl_bundle, cid):
     opts, _ = _mount_line(out, "/home")
     assert "ro" in opts
     assert "Read-only file system" in out
+
+
+def test_idmapped_mount_of_a_host_filesystem_is_refused_with_the_reason(rl_ocirt, rl_bundle,
+                                                                        cid, rl_area):
+    # Only a process privileged over the filesystem's user namespace (the host's root for
+    # the host's ext4) may idmap it.
+    rl_bundle.config["mounts"].append({"destination": "/home", "type": "bind",
+                                       "source": str(rl_area), "options": ["bind", "idmap"]})
+    rl_bundle.args("true")
+    p = rl_ocirt("run", "--bundle", str(rl_bundle.path), cid)
+    assert p.returncode == 1
+    err = p.stderr.decode()
+    n = len(rl_bundle.config["mounts"]) - 1
+    assert f"mounts[{n}]: cannot idmap" in err and "unprivileged runtime cannot" in err, err
+    assert rl_ocirt.ids() == []
