@@ -286,7 +286,7 @@ class Manager:
 
     def listed_pids(self) -> list[int]:
         """pids() for `ps`: a rootless container without a cgroup cannot say."""
-        if self.rootless and self._primary() is None:
+        if self.rootless and not self.paths:
             raise CgroupError("cannot list processes: cgroups not configured for container "
                               "(a rootless container without a delegated cgroup)")
         return self.pids()

@@ -57,6 +57,15 @@ def test_pause_of_a_rootless_container_without_cgroups_is_runc_s_error(rl_ocirt,
     assert rl_ocirt.state(cid)["status"] == "running"
 
 
+def test_events_stats_of_a_rootless_container_without_cgroups_is_a_clear_error(rl_ocirt,
+                                                                              rl_bundle, cid):
+    rl_bundle.args("sleep", "100")
+    rl_ocirt.ok("run", "-d", "--bundle", str(rl_bundle.path), cid)
+    p = rl_ocirt("events", "--stats", cid)
+    assert p.returncode == 1
+    assert "cannot read statistics of a container without cgroups" in p.stderr.decode()
+
+
 def _delegated(rl_bundle, delegated_cgroup, cid, resources) -> dict[str, str]:
     rl_bundle.config["linux"]["cgroupsPath"] = f"/{delegated_cgroup}/{cid}"
     rl_bundle.config["linux"]["resources"] = resources
