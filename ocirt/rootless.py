@@ -31,11 +31,11 @@ def is_rootless(flag: str) -> bool:
 
 def _honours_xdg() -> bool:
     # runc's shouldHonorXDGRuntimeDir: an unprivileged user, or root of a user namespace that
-    # a user (not root) made, as podman does.
+    # a user (not root) made, as podman does (USER unset counts as such a user).
     if os.geteuid() != 0:
         return True
     from ocirt.linux.userns import running_in_userns
-    return running_in_userns() and os.environ.get("USER", "root") != "root"
+    return running_in_userns() and os.environ.get("USER") != "root"
 
 
 def default_root() -> str:

@@ -129,3 +129,26 @@ def test_joining_a_user_namespace_by_path_writes_no_maps(rl_ocirt, rl_user, rl_b
     assert lines[0] == os.readlink(f"/proc/{first}/ns/user")
     assert [l.split() for l in lines[1:]] == [["0", str(rl_user.uid), "1"],
                                               ["1", str(rl_user.subid), "65536"]]
+
+
+def _in_own_userns_as_root(user, *args: str, **env: str):
+    """`ocirt ARGS` as root of a user namespace the account made, as podman runs it."""
+    import subprocess
+    from rlhelpers import OCIRT
+    return subprocess.run([*user.env(**env), "unshare", "--user", "--map-root-user", OCIRT,
+                           *args], capture_output=True, stdin=subprocess.DEVNULL)
+
+
+def test_root_of_a_user_s_namespace_keeps_state_under_xdg_runtime_dir(rl_user):
+    p = _in_own_userns_as_root(rl_user, "state", "nothing-here", USER="")
+    assert p.returncode == 1
+    assert "container does not exist" in p.stderr.decode()
+
+
+def test_root_of_a_namespace_with_user_root_uses_the_system_root(rl_user):
+    # runc's rule: USER=root there means the real root's habits (/run/ocirt), which this
+    # namespace's root cannot open.
+    os.makedirs("/run/ocirt", mode=0o700, exist_ok=True)     # as any root run leaves it
+    p = _in_own_userns_as_root(rl_user, "state", "nothing-here", USER="root")
+    assert p.returncode == 1
+    assert "/run/ocirt" in p.stderr.decode()
