@@ -59,6 +59,7 @@ def rl_user():
     entry = f"{name}:{user.subid}:{SUBID_SIZE}"
     for f in ("/etc/subuid", "/etc/subgid"):
         _append_line(f, entry)
+    made_run_user = not os.path.isdir("/run/user")
     os.makedirs("/run/user", exist_ok=True)
     subprocess.run(["install", "-d", "-m", "700", "-o", str(uid), "-g", str(gid),
                     user.runtime_dir], check=True)
@@ -68,6 +69,11 @@ def rl_user():
         for f in ("/etc/subuid", "/etc/subgid"):
             _remove_line(f, entry)
         shutil.rmtree(user.runtime_dir, ignore_errors=True)
+        if made_run_user:
+            try:
+                os.rmdir("/run/user")
+            except OSError:
+                pass
         subprocess.run(["userdel", name], capture_output=True)
 
 
