@@ -72,7 +72,7 @@ def _delegated(rl_bundle, delegated_cgroup, cid, resources) -> dict[str, str]:
     rl_bundle.args("sleep", "100")
     v1, _ = cgroup_mounts()
     return {c: os.path.join(v1[c], delegated_cgroup, cid) for c in ("memory", "pids", "cpu",
-                                                                    "freezer")}
+                                                                    "freezer", "devices")}
 
 
 def test_delegated_cgroup_gets_the_configured_limits(rl_ocirt, rl_bundle, delegated_cgroup,
@@ -86,6 +86,15 @@ def test_delegated_cgroup_gets_the_configured_limits(rl_ocirt, rl_bundle, delega
     assert read_cgroup_file(d["cpu"], "cpu.shares") == "512"
     pid = rl_ocirt.state(cid)["pid"]
     assert cgroup_dirs(pid)["memory"] == d["memory"]
+
+
+def test_no_device_rules_are_written_for_a_rootless_container(rl_ocirt, rl_bundle,
+                                                              delegated_cgroup, cid):
+    d = _delegated(rl_bundle, delegated_cgroup, cid, {"pids": {"limit": 42}})
+    rl_bundle.config["linux"]["resources"]["devices"] = [{"allow": False, "access": "rwm"}]
+    rl_ocirt.ok("run", "-d", "--bundle", str(rl_bundle.path), cid)
+    # the kernel refuses them to an unprivileged writer: the cgroup keeps what it inherited
+    assert read_cgroup_file(d["devices"], "devices.list") == "a *:* rwm"
 
 
 def test_delegated_cgroup_ps_pause_resume_update_and_stats(rl_ocirt, rl_bundle,
