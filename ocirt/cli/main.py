@@ -8,9 +8,10 @@ from ocirt.cli import flags as fl
 from ocirt.errors import OcirtError, UsageError
 from ocirt.log import logger
 
+DEFAULT_ROOT = "/run/ocirt"
+
 GLOBAL_FLAGS = [
-    fl.Flag("root", "str", "", help="root directory for storage of container state (default "
-            "/run/ocirt, or $XDG_RUNTIME_DIR/ocirt for an unprivileged user)"),
+    fl.Flag("root", "str", DEFAULT_ROOT, help="root directory for storage of container state"),
     fl.Flag("log", "str", "", help="set the log file to write ocirt logs to (default is stderr)"),
     fl.Flag("log-format", "str", "text", help="set the log format ('text' (default), or 'json')"),
     fl.Flag("debug", "bool", False, help="enable debug logging"),
@@ -51,6 +52,15 @@ _PLACES_PROCESSES = ("create", "run", "exec")
 class Context:
     """The global flags, as every verb sees them."""
 
+    @property
+    def root(self) -> str:
+        # Without --root: ocirt.rootless.default_root(), resolved on first use (`spec` and
+        # `features` need no state root, nor XDG_RUNTIME_DIR).
+        if not self._root:
+            from ocirt.rootless import default_root
+            self._root = default_root()
+        return self._root
+
     def __init__(self, root: str, systemd_cgroup: bool, rootless: str, cgroup_manager: str,
                  debug: bool, command: str = "") -> None:
         self._root = root
@@ -59,14 +69,6 @@ class Context:
         self.cgroup_manager = cgroup_manager
         self.debug = debug
         self.command = command
-
-    @property
-    def root(self) -> str:
-        # Resolved on first use: `spec` and `features` need no state root (nor XDG_RUNTIME_DIR).
-        if not self._root:
-            from ocirt.rootless import default_root
-            self._root = default_root()
-        return self._root
 
 
 def _version() -> str:
@@ -123,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     if entry is None:
         logger.fatal(f"No help topic for '{verb}'")
         return 1
-    ctx = Context(root=g["root"], systemd_cgroup=g["systemd-cgroup"], rootless=g["rootless"],
+    ctx = Context(root=g["root"] if "root" in g.given else "",
+                  systemd_cgroup=g["systemd-cgroup"], rootless=g["rootless"],
                   cgroup_manager=g["cgroup-manager"], debug=g["debug"], command=verb)
     if g["cgroup-manager"] == "systemd":
         ctx.systemd_cgroup = True
