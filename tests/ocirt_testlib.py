@@ -4,12 +4,20 @@ test directories have one)."""
 from __future__ import annotations
 
 import array
+import json
 import os
 import select
+import shutil
+import signal
 import socket
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
+
+import pytest
 
 
 def unique_id(prefix: str = "t") -> str:
@@ -22,6 +30,24 @@ def run_out(ocirt, bundle, cid: str, script: str) -> str:
     p = ocirt("run", "--bundle", str(bundle.path), cid)
     assert p.returncode == 0, p.stderr.decode()
     return p.stdout.decode()
+
+
+def ignore_and_block_signals() -> None:
+    """preexec_fn for a runtime whose caller ignores and blocks signals (nohup, a script's
+    background job, a supervisor with a mask). None of them is one that `run` and `exec`
+    forward: those they catch, which execve resets anyway."""
+    for s in (signal.SIGALRM, signal.SIGXCPU, signal.SIGTTOU, signal.SIGPIPE):
+        signal.signal(s, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGVTALRM, signal.SIGPROF})
+
+
+def signal_masks(status: str) -> dict[str, str]:
+    """SigBlk, SigIgn and SigCgt of a /proc/PID/status text."""
+    return {k: v.strip() for k, _, v in (line.partition(":") for line in status.splitlines())
+            if k in ("SigBlk", "SigIgn", "SigCgt")}
+
+
+NO_SIGNAL_MASKS = {k: "0" * 16 for k in ("SigBlk", "SigIgn", "SigCgt")}
 
 
 def host_mounts() -> list[str]:
@@ -109,6 +135,80 @@ def blkio_weight_file() -> str | None:
     return None
 
 
+# --- one runtime binary, ocirt or runc, driven side by side -------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+BINARIES = {"ocirt": os.environ.get("OCIRT_BIN", str(REPO / "hack" / "ocirt")),
+            "runc": shutil.which("runc")}
+
+
+class RT:
+    """One runtime binary with a private --root."""
+
+    def __init__(self, name: str, binary: str, root: str) -> None:
+        self.name = name
+        self.binary = binary
+        self.root = root
+
+    def cmd(self, *args: str, log: str | None = None, global_args: tuple[str, ...] = ()
+            ) -> list[str]:
+        g = ["--root", self.root, *global_args]
+        if log:
+            g += ["--log", log, "--log-format", "json"]
+        return [self.binary, *g, *args]
+
+    def __call__(self, *args: str, log: str | None = None, timeout: float = 60,
+                 env: dict | None = None, global_args: tuple[str, ...] = (),
+                 **kw) -> subprocess.CompletedProcess:
+        # Files, not pipes: a created container holds on to the runtime's stdio.
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            p = subprocess.run(self.cmd(*args, log=log, global_args=global_args), stdout=out,
+                               stderr=err, timeout=timeout, env=env, **kw)
+            out.seek(0)
+            err.seek(0)
+            p.stdout, p.stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+        return p
+
+    def ok(self, *args: str, **kw) -> subprocess.CompletedProcess:
+        p = self(*args, **kw)
+        assert p.returncode == 0, f"{self.name} {args} exited {p.returncode}: {p.stderr}"
+        return p
+
+    def state(self, cid: str) -> dict:
+        return json.loads(self.ok("state", cid).stdout)
+
+
+@pytest.fixture(params=["ocirt", "runc"])
+def rt(request, tmp_path_factory):
+    """Each runtime in turn (runc skipped when it is not installed); import it into a test
+    module to use it. Tests parametrized indirectly with "ocirt-pip" get the `ocirt` of a pip
+    install (tests/packaging)."""
+    if request.param == "ocirt-pip":
+        binary = request.getfixturevalue("pip_install").bin("ocirt")
+    else:
+        binary = BINARIES[request.param]
+    if not binary:
+        pytest.skip("runc is not installed")
+    root = str(tmp_path_factory.mktemp(f"{request.param}-root"))
+    r = RT(request.param, binary, root)
+    yield r
+    for cid in os.listdir(root):
+        if not cid.startswith((".", "~")) and os.path.isdir(os.path.join(root, cid)):
+            r("delete", "--force", cid)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def wait_for(pred, timeout: float = 10.0):
+    end = time.monotonic() + timeout
+    while not (v := pred()) and time.monotonic() < end:
+        time.sleep(0.02)
+    return v
+
+
+def wait_status(rt: RT, cid: str, want: str) -> dict:
+    return wait_for(lambda: (st := rt.state(cid))["status"] == want and st) or rt.state(cid)
+
+
 class ConsoleSocket:
     """A manager's --console-socket listener (conmon, go-runc): one SCM_RIGHTS fd, and a
     payload."""
@@ -130,16 +230,6 @@ class ConsoleSocket:
                 fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
         return msg, list(fds)
 
-    def hand_over(self, argv: list[str]) -> tuple[bytes, list[int]]:
-        """Run `argv` (an ocirt call with --console-socket self.path), which must succeed;
-        what it sent."""
-        import subprocess
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE)
-        got = self.receive()
-        assert p.wait(30) == 0, p.stderr.read()
-        return got
-
     def close(self) -> None:
         self.sock.close()
 
@@ -158,3 +248,49 @@ def read_until(fd: int, marker: bytes, timeout: float = 15) -> bytes:
                 break
             buf += chunk
     return buf
+
+
+class PipInstall:
+    """A wheel built from a checkout and installed with pip into a fresh venv of Debian's
+    python3, the way a user installs ocirt without hack/install."""
+
+    # What a source distribution of ocirt holds: the build sees nothing else of the checkout.
+    SOURCES = ("ocirt", "ocimg", "specs", "setup.cfg", "pyproject.toml", "README.md")
+
+    def __init__(self, wheel: Path, venv: Path) -> None:
+        self.wheel = wheel
+        self.venv = venv
+
+    @classmethod
+    def make(cls, repo: Path, work: Path) -> "PipInstall":
+        # Built from a copy: a build writes build/ and *.egg-info next to its sources.
+        src = work / "src"
+        src.mkdir()
+        for name in cls.SOURCES:
+            if (repo / name).is_dir():
+                shutil.copytree(repo / name, src / name, symlinks=True,
+                                ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(repo / name, src / name)
+        dist = work / "dist"
+        # No build isolation and no dependencies: the build uses the test venv's setuptools
+        # and needs no network.
+        _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+              "--disable-pip-version-check", "-w", str(dist), str(src)])
+        wheel = next(dist.glob("ocirt-*.whl"))
+        venv = work / "venv"
+        _run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(venv)])
+        # ocirt runs on the standard library alone; ocimg's commands that need urllib3,
+        # zstandard or rich are not run from this venv.
+        _run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python3"), "install",
+              "-q", "--no-deps", "--no-index", "--disable-pip-version-check", str(wheel)])
+        return cls(wheel, venv)
+
+    def bin(self, name: str) -> str:
+        return str(self.venv / "bin" / name)
+
+
+def _run(cmd: list[str]) -> None:
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {p.returncode}: {p.stderr.strip()}")

@@ -3,9 +3,11 @@ driven the way they drive it, with ocirt and with the installed runc side by sid
 
 from __future__ import annotations
 
+import array
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from ocirt_testlib import ConsoleSocket, read_until, unique_id
+from ocirt_testlib import unique_id
 
 REPO = Path(__file__).resolve().parent.parent.parent
 BINARIES = {"ocirt": os.environ.get("OCIRT_BIN", str(REPO / "hack" / "ocirt")),
@@ -246,6 +248,47 @@ def test_update_from_flags_and_from_stdin(rt, bundle):
 
 # --- console socket ------------------------------------------------------------------------
 
+class ConsoleSocket:
+    """A manager's --console-socket listener (conmon, go-runc): one SCM_RIGHTS fd, and a
+    payload."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(1)
+        self.sock.settimeout(30)
+
+    def receive(self) -> tuple[bytes, list[int]]:
+        conn, _ = self.sock.accept()
+        with conn:
+            fds = array.array("i")
+            msg, anc, _flags, _addr = conn.recvmsg(4096, socket.CMSG_SPACE(4 * fds.itemsize))
+            for level, typ, data in anc:
+                assert (level, typ) == (socket.SOL_SOCKET, socket.SCM_RIGHTS)
+                fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
+        return msg, list(fds)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def read_until(fd: int, marker: bytes, timeout: float = 15) -> bytes:
+    buf = b""
+    end = time.monotonic() + timeout
+    while marker not in buf and time.monotonic() < end:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+    return buf
+
+
 def test_create_with_terminal_sends_the_pty_master_with_console_size(rt, bundle, tmp_path):
     cid = unique_id()
     bundle.config["process"]["terminal"] = True
@@ -254,8 +297,12 @@ def test_create_with_terminal_sends_the_pty_master_with_console_size(rt, bundle,
     console = ConsoleSocket(str(tmp_path / "console.sock"))
     master = None
     try:
-        msg, fds = console.hand_over(rt.cmd("create", "--bundle", str(bundle.path),
-                                            "--console-socket", console.path, cid))
+        p = subprocess.Popen(rt.cmd("create", "--bundle", str(bundle.path),
+                                    "--console-socket", console.path, cid),
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+        msg, fds = console.receive()
+        assert p.wait(30) == 0, p.stderr.read()
         assert msg and len(fds) == 1
         master = fds[0]
         rt.ok("start", cid)
@@ -279,9 +326,12 @@ def test_exec_tty_detach_sends_the_pty_master(rt, bundle, tmp_path):
     master = None
     try:
         pid_file = tmp_path / "exec.pid"
-        msg, fds = console.hand_over(rt.cmd("exec", "--tty", "--detach", "--console-socket",
-                                            console.path, "--pid-file", str(pid_file), cid,
-                                            "sh"))
+        p = subprocess.Popen(rt.cmd("exec", "--tty", "--detach", "--console-socket",
+                                    console.path, "--pid-file", str(pid_file), cid, "sh"),
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+        msg, fds = console.receive()
+        assert p.wait(30) == 0, p.stderr.read()
         assert msg and len(fds) == 1
         master = fds[0]
         assert int(pid_file.read_text()) > 0

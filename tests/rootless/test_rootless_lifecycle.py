@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from ocirt_testlib import ConsoleSocket, read_until
-from rlhelpers import OCIRT, multi_range
+from rlhelpers import OCIRT, console_hand_over, multi_range
 
 
 def _running(rl_ocirt, rl_bundle, cid) -> int:
@@ -45,8 +45,8 @@ def test_rootless_terminal_goes_to_the_console_socket(rl_ocirt, rl_user, rl_bund
     os.chmod(console.path, 0o777)
     master = None
     try:
-        _msg, fds = console.hand_over(rl_ocirt.cmd("create", "--bundle", str(rl_bundle.path),
-                                                   "--console-socket", console.path, cid))
+        fds = console_hand_over(console, rl_ocirt.cmd("create", "--bundle", str(rl_bundle.path),
+                                                      "--console-socket", console.path, cid))
         master = fds[0]
         rl_ocirt.ok("start", cid)
         os.write(master, b"typed\n")
