@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from ocirt_testlib import run_out, unique_id
@@ -29,6 +30,19 @@ def test_unset_xdg_runtime_dir_is_a_clear_error(rl_user):
     p = rl_user.ocirt("list", XDG_RUNTIME_DIR="")
     assert p.returncode == 1
     assert "XDG_RUNTIME_DIR is not set" in p.stderr.decode()
+
+
+def test_spec_and_features_need_no_xdg_runtime_dir(rl_user, rl_area):
+    d = Path(rl_area) / unique_id("spec")
+    d.mkdir(mode=0o777)
+    d.chmod(0o777)
+    try:
+        assert rl_user.ocirt("spec", "--rootless", "--bundle", str(d),
+                             XDG_RUNTIME_DIR="").returncode == 0
+        assert (d / "config.json").is_file()
+        assert rl_user.ocirt("features", XDG_RUNTIME_DIR="").returncode == 0
+    finally:
+        shutil.rmtree(d)
 
 
 def test_unusable_xdg_runtime_dir_is_a_clear_error(rl_user):
