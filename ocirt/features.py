@@ -29,7 +29,7 @@ def document() -> dict:
     linux["cgroup"] = {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
                        "rdma": True}
     linux["intelRdt"] = {"enabled": False}
-    linux["mountExtensions"] = {"idmap": {"enabled": False}}
+    linux["mountExtensions"] = {"idmap": {"enabled": True}}
     linux["netDevices"] = {"enabled": False}
     annotations = {"io.github.ocirt.version": __version__}
     lsv = libseccomp_version()

@@ -58,15 +58,15 @@ SECCOMP_KNOWN_FLAGS = (
 SECCOMP_SUPPORTED_FLAGS = SECCOMP_KNOWN_FLAGS
 
 # runtime-spec config.md "Linux mount options" table (1.3.0) as ocirt.rootfs.options accepts it:
-# plus `rnodev` (the table omits it, runc lists it) and runc's `acl`/`noacl`; without `idmap` and
-# `ridmap` while rootfs/options.py refuses them (test_proc_features.py keeps the two in step).
+# plus `rnodev` (the table omits it, runc lists it) and runc's `acl`/`noacl` (test_proc_features.py
+# keeps this list and rootfs/options.py in step).
 # Filesystem-specific data options (mode=, size=, ...) are not listed, as features.md asks.
 MOUNT_OPTIONS = (
-    "acl", "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec",
+    "acl", "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "idmap",
     "iversion", "lazytime", "loud", "mand", "noacl", "noatime", "nodev", "nodiratime", "noexec",
     "noiversion", "nolazytime", "nomand", "norelatime", "nostrictatime", "nosuid",
     "nosymfollow", "private", "ratime", "rbind", "rdev", "rdiratime", "relatime", "remount",
-    "rexec", "rnoatime", "rnodev", "rnodiratime", "rnoexec", "rnorelatime",
+    "rexec", "ridmap", "rnoatime", "rnodev", "rnodiratime", "rnoexec", "rnorelatime",
     "rnostrictatime", "rnosuid", "rnosymfollow", "ro", "rprivate", "rrelatime", "rro", "rrw",
     "rshared", "rslave", "rstrictatime", "rsuid", "rsymfollow", "runbindable", "rw", "shared",
     "silent", "slave", "strictatime", "suid", "symfollow", "sync", "tmpcopyup", "unbindable",

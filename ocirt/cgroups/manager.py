@@ -163,17 +163,25 @@ class Manager:
         logger.debug("cgroup: creating %s", self.paths)
         try:
             self._refuse_busy()
+            denied: list[tuple[str, OSError]] = []
             for d, mnt in self._dirs():
                 try:
                     self._mkdirs(d, mnt, created)
                 except OSError as e:
                     if self.rootless and e.errno in _NO_PERMISSION:
-                        # Rootless without a delegated hierarchy: go without it; any limit
-                        # that needed it fails below with a clear message.
-                        for k in [k for k, v in self.paths.items() if v == d]:
-                            del self.paths[k]
+                        # Rootless in a hierarchy not delegated to the user: go without it;
+                        # any limit that needed it fails below with a clear message.
+                        denied.append((d, e))
                         continue
                     raise CgroupError(f"cannot create cgroup {d}: {e.strerror}") from None
+            if denied and len(denied) == len(self._dirs()) and self.cgroups_path:
+                # A cgroupsPath the user named must be theirs somewhere, as in runc.
+                d, e = denied[0]
+                raise CgroupError(f"cannot create cgroup {d}: {e.strerror} (a rootless "
+                                  "container needs a cgroup delegated to its user)")
+            for d, _e in denied:
+                for k in [k for k, v in self.paths.items() if v == d]:
+                    del self.paths[k]
             self._prepare(created)
             self.created = created
             self._apply(resources, update=False)
@@ -281,6 +289,13 @@ class Manager:
                 out.extend(int(x) for x in text.split())
         return out
 
+    def listed_pids(self) -> list[int]:
+        """pids() for `ps`: a rootless container without a cgroup cannot say."""
+        if self.rootless and not self.paths:
+            raise CgroupError("cannot list processes: cgroups not configured for container "
+                              "(a rootless container without a delegated cgroup)")
+        return self.pids()
+
     def pids(self) -> list[int]:
         d = self._primary()
         if d is None or not os.path.isdir(d):
@@ -298,16 +313,22 @@ class Manager:
             return freezer.freeze_v1, freezer.thaw_v1, freezer.is_frozen_v1, r[1], 1
         return freezer.freeze_v2, freezer.thaw_v2, freezer.is_frozen_v2, r[1], 2
 
+    def _no_cgroup(self, what: str) -> CgroupError:
+        if self.rootless:
+            # runc's text: a rootless container that could create no cgroup of its own.
+            return CgroupError("cannot toggle freezer: cgroups not configured for container")
+        return CgroupError(f"cannot {what}: no freezer cgroup on this host")
+
     def freeze(self) -> None:
         f = self._freezer()
         if f is None:
-            raise CgroupError("cannot pause: no freezer cgroup on this host")
+            raise self._no_cgroup("pause")
         f[0](f[3])
 
     def thaw(self) -> None:
         f = self._freezer()
         if f is None:
-            raise CgroupError("cannot resume: no freezer cgroup on this host")
+            raise self._no_cgroup("resume")
         f[1](f[3])
 
     def is_frozen(self) -> bool:

@@ -26,9 +26,10 @@ def store(ctx) -> Store:
 
 def create_options(ctx, parsed: Parsed):
     from ocirt.lifecycle.create import Options
+    from ocirt.rootless import is_rootless
     return Options(bundle=parsed["bundle"] or ".", pid_file=parsed["pid-file"],
                    console_socket=parsed["console-socket"], no_pivot=parsed["no-pivot"],
                    no_new_keyring=parsed["no-new-keyring"], preserve_fds=parsed["preserve-fds"],
-                   systemd_cgroup=ctx.systemd_cgroup, rootless=ctx.rootless == "true",
+                   systemd_cgroup=ctx.systemd_cgroup, rootless=is_rootless(ctx.rootless),
                    cgroups_disabled=ctx.cgroup_manager == "disabled",
                    pidfd_socket=parsed["pidfd-socket"])

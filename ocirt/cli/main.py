@@ -58,9 +58,18 @@ _KEEPS_ARG_ORDER = ("exec", "ps")
 class Context:
     """The global flags, as every verb sees them."""
 
+    @property
+    def root(self) -> str:
+        # Without --root: ocirt.rootless.default_root(), resolved on first use (`spec` and
+        # `features` need no state root, nor XDG_RUNTIME_DIR).
+        if not self._root:
+            from ocirt.rootless import default_root
+            self._root = default_root()
+        return self._root
+
     def __init__(self, root: str, systemd_cgroup: bool, rootless: str, cgroup_manager: str,
                  debug: bool, command: str = "") -> None:
-        self.root = root
+        self._root = root
         self.systemd_cgroup = systemd_cgroup
         self.rootless = rootless
         self.cgroup_manager = cgroup_manager
@@ -134,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         return _help_command(rest)
     if verb not in VERBS:
         return _no_topic(verb)
-    ctx = Context(root=g["root"], systemd_cgroup=g["systemd-cgroup"], rootless=g["rootless"],
+    ctx = Context(root=g["root"] if "root" in g.given else "",
+                  systemd_cgroup=g["systemd-cgroup"], rootless=g["rootless"],
                   cgroup_manager=g["cgroup-manager"], debug=g["debug"], command=verb)
     if g["cgroup-manager"] == "systemd":
         ctx.systemd_cgroup = True

@@ -87,8 +87,13 @@ def intermediate(launch: Launch, sync: Sync) -> None:
         nsmod.join_all(launch.join_fds)
         if "user" in launch.new_ns:
             sc.unshare(sc.CLONE_NEWUSER)
+            # Dumpable only while the runtime (or newuidmap) writes our maps: our /proc files
+            # then belong to the caller, not the host's root (ocirt.init.idmaps). No container
+            # process exists yet.
+            sc.prctl(sc.PR_SET_DUMPABLE, 1)
             sync.send("userns")
             sync.expect("userns-mapped")
+            sc.prctl(sc.PR_SET_DUMPABLE, 0)
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
         # The cgroup namespace is created by the init once the runtime has moved it into the
@@ -97,7 +102,7 @@ def intermediate(launch: Launch, sync: Sync) -> None:
         if flags:
             sc.unshare(flags)
         if opener is not None:
-            launch.rootfs_plan.rt.source_fds = opener.collect()
+            opener.collect(launch.rootfs_plan.rt)
         if "time" in launch.new_ns:
             # A non-dumpable process's /proc files belong to the host's root, which a new user
             # namespace does not map: be dumpable just for this write. No container process

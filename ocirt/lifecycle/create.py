@@ -179,7 +179,12 @@ def _check(store: Store, cid: str, opts: Options) -> _Checked:
     new_ns, join = nsmod.split(linux.get("namespaces") or [])
     cgroup = None
     resources = dict(linux.get("resources") or {})
-    resources["devices"] = device_rules(config)
+    if opts.rootless:
+        # The kernel refuses device cgroup rules inside a user namespace and to an unprivileged
+        # writer: runc does not write them for rootless containers either.
+        resources.pop("devices", None)
+    else:
+        resources["devices"] = device_rules(config)
     if not opts.cgroups_disabled:
         from ocirt.cgroups import manager
         cgroup = manager.for_container(cid, linux.get("cgroupsPath"),
@@ -306,7 +311,8 @@ def _drive(cid: str, bundle: str, config: dict, sync: Sync, pid1: int, new_ns: s
     linux = config.get("linux") or {}
     if "user" in new_ns:
         sync.expect("userns")
-        _write_id_maps(pid1, linux)
+        from ocirt.init import idmaps
+        idmaps.write(pid1, linux)
         sync.send("userns-mapped")
     if cgroup is not None:
         # The cgroups are made while the children create namespaces and the init builds its
@@ -414,24 +420,6 @@ def _send_seccomp_listener(config: dict, fds: list[int], cid: str, pid: int,
                          f"{e.strerror or e}") from None
     finally:
         for fd in fds:
-            os.close(fd)
-
-
-def _write_id_maps(pid: int, linux: dict) -> None:
-    def fmt(maps: list[dict]) -> bytes:
-        return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps).encode()
-    # setgroups must be denied before an unprivileged writer may set gid_map; as root it is
-    # left alone so the container can still call setgroups.
-    for name, key in (("uid_map", "uidMappings"), ("gid_map", "gidMappings")):
-        maps = linux.get(key) or []
-        if not maps:
-            continue
-        fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, fmt(maps))
-        except OSError as e:
-            raise SetupError(f"failed to write {name}: {e.strerror}") from None
-        finally:
             os.close(fd)
 
 

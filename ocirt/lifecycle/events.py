@@ -40,7 +40,8 @@ def _load(store: Store, cid: str, interval: float):
     if c.status() == machine.STOPPED:
         raise OcirtError(f"container with id {cid} is not running")
     cg = c.cgroup()
-    if cg is None:
+    if cg is None or not cg.paths:
+        # paths is empty for a rootless container that could create no cgroup of its own
         raise CgroupError("cannot read statistics of a container without cgroups")
     return c, cg
 

@@ -19,7 +19,7 @@ from ocirt.state.store import Store
 def pids(store: Store, cid: str) -> list[int]:
     c = Container.load(store, cid)
     cg = c.cgroup()
-    return cg.pids() if cg is not None else []
+    return cg.listed_pids() if cg is not None else []
 
 
 def table(wanted: list[int], ps_args: list[str]) -> str:

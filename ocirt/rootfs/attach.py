@@ -81,6 +81,41 @@ def clone(src_fd: int, recursive: bool) -> int:
     return sc.open_tree(src_fd, "", flags)
 
 
+# statvfs f_flag bits -> the mount attributes the kernel locks on mounts a less privileged
+# mount namespace got from a more privileged one (MNT_LOCK_*)
+_LOCKABLE = ((0x1, sc.MOUNT_ATTR_RDONLY), (0x2, sc.MOUNT_ATTR_NOSUID),
+             (0x4, sc.MOUNT_ATTR_NODEV), (0x8, sc.MOUNT_ATTR_NOEXEC))
+
+
+def keep_locked(src_fd: int, attr_set: int, attr_clr: int) -> tuple[int, int]:
+    """(set, clear) without clearing what the source mount has: in a user namespace those
+    flags are locked and clearing them fails with EPERM; runc keeps them the same way. A
+    different atime mode than the source's is not asked for either, for the same reason."""
+    flags = os.fstatvfs(src_fd).f_flag
+    for st, attr in _LOCKABLE:
+        if flags & st:
+            attr_clr &= ~attr
+    if attr_clr & sc.MOUNT_ATTR__ATIME:
+        attr_clr &= ~sc.MOUNT_ATTR__ATIME
+        attr_set &= ~sc.MOUNT_ATTR__ATIME
+    return attr_set, attr_clr
+
+
+def bind_clone(src_fd: int, opts: MountOptions, recursive: bool, userns: bool) -> int:
+    """A detached bind of `src_fd` with the attributes `opts` names. In a user namespace,
+    flags the kernel locked on the source are kept (keep_locked)."""
+    mnt = clone(src_fd, recursive)
+    try:
+        aset, aclr = opts.bind_attrs()
+        if userns:
+            aset, aclr = keep_locked(src_fd, aset, aclr)
+        set_attrs(mnt, aset, aclr)
+    except BaseException:
+        os.close(mnt)
+        raise
+    return mnt
+
+
 def set_attrs(mnt_fd: int, attr_set: int, attr_clr: int, recursive: bool = False) -> None:
     if attr_set or attr_clr:
         flags = sc.AT_EMPTY_PATH | (sc.AT_RECURSIVE if recursive else 0)

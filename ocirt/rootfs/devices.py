@@ -59,7 +59,7 @@ def create(plan: Plan, d: Device) -> None:
     parent, name = pathrs.open_parent_in_root(plan.rt.root_fd, d.path)
     try:
         pathrs.check_in_root(parent, plan.rootfs)
-        if not plan.bind_devices:
+        if not plan.userns:
             try:
                 os.mknod(name, d.mode | _KIND[d.kind], os.makedev(d.major, d.minor),
                          dir_fd=parent)

@@ -50,6 +50,8 @@ def mount_one(plan: Plan, m: Mount) -> None:
                 if opened is None:
                     src_fd = os.open(m.source, os.O_PATH | os.O_CLOEXEC)
                 elif opened < 0:
+                    if m.index in plan.rt.source_errors:
+                        raise SetupError(plan.rt.source_errors[m.index])
                     raise OSError(-opened, os.strerror(-opened))
                 else:
                     src_fd = opened
@@ -67,18 +69,27 @@ def mount_one(plan: Plan, m: Mount) -> None:
             inner = pathrs.check_in_root(target, plan.rootfs)
             _check_proc(inner, m, src_fd)
 
-            if m.kind == "bind":
-                mnt = attach.clone(src_fd, m.opts.recursive)
-                aset, aclr = m.opts.bind_attrs()
-                attach.set_attrs(mnt, aset, aclr)
+            if m.kind == "bind" and m.index in plan.rt.source_mounted:
+                # The helper made the idmapped mount already (ocirt.rootfs.idmapped).
+                mnt, src_fd = src_fd, -1
+            elif m.kind == "bind" and m.opts.idmap:
+                from ocirt.rootfs import idmapped
+                mnt = idmapped.make(src_fd, m, plan.userns)
+            elif m.kind == "bind":
+                mnt = attach.bind_clone(src_fd, m.opts, m.opts.recursive, plan.userns)
             else:
                 try:
                     mnt = attach.new_fs(m.fstype, m.source, m.opts)
                 except OSError as e:
-                    if e.errno != errno.ENOSYS:
+                    if e.errno == errno.EPERM and m.fstype == "sysfs" and plan.userns:
+                        # A user namespace that does not own the network namespace cannot
+                        # mount sysfs: bind the host's, as runc does.
+                        mnt = _host_sysfs(plan, m)
+                    elif e.errno != errno.ENOSYS:
                         raise
-                    attach.legacy_mount(m.fstype, m.source, m.opts, target)
-                    return
+                    else:
+                        attach.legacy_mount(m.fstype, m.source, m.opts, target)
+                        return
                 if m.fstype == "tmpfs":
                     _tmpfs_content(mnt, target, m, existed)
             attach.set_attrs(mnt, m.opts.rec_set, m.opts.rec_clr, recursive=True)
@@ -92,6 +103,14 @@ def mount_one(plan: Plan, m: Mount) -> None:
         for fd in (src_fd, target, mnt):
             if fd >= 0:
                 os.close(fd)
+
+
+def _host_sysfs(plan: Plan, m: Mount) -> int:
+    src = os.open("/sys", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return attach.bind_clone(src, m.opts, True, plan.userns)
+    finally:
+        os.close(src)
 
 
 def _check_proc(inner: str, m: Mount, src_fd: int) -> None:

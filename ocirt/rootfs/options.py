@@ -55,7 +55,8 @@ RECURSIVE: dict[str, tuple[bool, int]] = {
 _ATIME_OPTS = {"rrelatime", "rnorelatime", "rnoatime", "ratime", "rstrictatime",
                "rnostrictatime"}
 
-UNSUPPORTED = {"idmap", "ridmap"}
+# idmapped bind mounts: the top mount only, or every mount of the tree (ocirt.rootfs.idmapped)
+IDMAP = ("idmap", "ridmap")
 
 _ATIME_MS = sc.MS_NOATIME | sc.MS_STRICTATIME | sc.MS_RELATIME
 # MS_* bits that are properties of the mount (not of the filesystem) and their attributes.
@@ -72,11 +73,12 @@ class MountOptions:
     """Parsed options of one mount. A plain slotted class: dataclass creation alone would
     cost milliseconds on every container start."""
 
-    __slots__ = ("flags", "cleared", "propagation", "rec_set", "rec_clr", "data", "tmpcopyup")
+    __slots__ = ("flags", "cleared", "propagation", "rec_set", "rec_clr", "data", "tmpcopyup",
+                 "idmap")
 
     def __init__(self, flags: int = 0, cleared: int = 0, propagation: tuple[int, ...] = (),
                  rec_set: int = 0, rec_clr: int = 0, data: tuple[str, ...] = (),
-                 tmpcopyup: bool = False) -> None:
+                 tmpcopyup: bool = False, idmap: str = "") -> None:
         self.flags = flags              # MS_* requested
         self.cleared = cleared          # MS_* explicitly turned off (rw, suid, dev, ...)
         self.propagation = propagation  # MS_* propagation changes, in order
@@ -84,6 +86,7 @@ class MountOptions:
         self.rec_clr = rec_clr
         self.data = data                # filesystem parameters, in order
         self.tmpcopyup = tmpcopyup
+        self.idmap = idmap              # "", "idmap" or "ridmap"
 
     def __repr__(self) -> str:
         return "MountOptions(" + ", ".join(f"{k}={getattr(self, k)!r}"
@@ -103,7 +106,11 @@ class MountOptions:
 
     def without(self, flag: int) -> "MountOptions":
         return MountOptions(self.flags & ~flag, self.cleared, self.propagation, self.rec_set,
-                            self.rec_clr, self.data, self.tmpcopyup)
+                            self.rec_clr, self.data, self.tmpcopyup, self.idmap)
+
+    def with_flags(self, flag: int) -> "MountOptions":
+        return MountOptions(self.flags | flag, self.cleared & ~flag, self.propagation,
+                            self.rec_set, self.rec_clr, self.data, self.tmpcopyup, self.idmap)
 
     def fresh_attrs(self) -> int:
         """fsmount() attributes for a new mount: mount(2) semantics, relatime by default."""
@@ -144,11 +151,12 @@ def _atime_attr(flags: int) -> int:
 
 
 def parse(options: list[str]) -> MountOptions:
-    """Raises ValueError naming an option the runtime refuses (idmap is not implemented)."""
+    """Raises ValueError naming an option the runtime refuses."""
     flags = cleared = rec_set = rec_clr = 0
     prop: list[int] = []
     data: list[str] = []
     copyup = False
+    idmap = ""
     for opt in options:
         if opt in FLAGS:
             clear, f = FLAGS[opt]
@@ -174,8 +182,8 @@ def parse(options: list[str]) -> MountOptions:
                 rec_clr &= ~a
         elif opt == "tmpcopyup":
             copyup = True
-        elif opt in UNSUPPORTED:
-            raise ValueError(f"mount option {opt!r} is not supported")
+        elif opt in IDMAP:
+            idmap = opt
         else:
             data.append(opt)
-    return MountOptions(flags, cleared, tuple(prop), rec_set, rec_clr, tuple(data), copyup)
+    return MountOptions(flags, cleared, tuple(prop), rec_set, rec_clr, tuple(data), copyup, idmap)

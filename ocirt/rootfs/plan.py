@@ -10,6 +10,7 @@ import os
 import posixpath
 
 from ocirt.errors import ConfigError
+from ocirt.linux.userns import running_in_userns
 from ocirt.rootfs import hostns
 from ocirt.rootfs import options as mopts
 from ocirt.rootfs import sysctl as sysctl_rules
@@ -31,19 +32,25 @@ _NS_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 
 
 class Mount:
-    __slots__ = ("index", "destination", "source", "fstype", "opts", "kind")
+    __slots__ = ("index", "destination", "source", "fstype", "opts", "kind", "uid_mappings",
+                 "gid_mappings")
 
     def __init__(self, index: int, destination: str, source: str | None, fstype: str,
-                 opts: mopts.MountOptions, kind: str) -> None:
+                 opts: mopts.MountOptions, kind: str, uid_mappings: list | None = None,
+                 gid_mappings: list | None = None) -> None:
         self.index = index
         self.destination = destination  # absolute, lexically clean container path
         self.source = source            # for binds: an absolute host path
         self.fstype = fstype
         self.opts = opts
         self.kind = kind                # "bind" | "fresh" | "cgroup"
+        # An idmapped mount's own maps (opts.idmap); none: the container's user namespace
+        self.uid_mappings = uid_mappings or []
+        self.gid_mappings = gid_mappings or []
 
     def with_opts(self, opts: mopts.MountOptions) -> "Mount":
-        return Mount(self.index, self.destination, self.source, self.fstype, opts, self.kind)
+        return Mount(self.index, self.destination, self.source, self.fstype, opts, self.kind,
+                     self.uid_mappings, self.gid_mappings)
 
     def __repr__(self) -> str:
         return f"Mount({self.where} {self.kind} {self.fstype} {self.source!r} -> " \
@@ -70,7 +77,8 @@ class Device:
 
 class Runtime:
     """What prepare() learns and later steps need (fds are this process's)."""
-    __slots__ = ("root_fd", "dev_ro", "before_cgroup", "source_fds")
+    __slots__ = ("root_fd", "dev_ro", "before_cgroup", "source_fds", "source_mounted",
+                 "source_errors")
 
     def __init__(self) -> None:
         self.root_fd = -1
@@ -78,6 +86,10 @@ class Runtime:
         # mount index -> O_PATH fd of its bind source (or -errno of the failed open), opened
         # by the host's root when the container has a user namespace (ocirt.rootfs.sources)
         self.source_fds: dict[int, int] = {}
+        # indices whose fd above is already the detached, idmapped mount, and the helper's
+        # explanation of a failure to make one
+        self.source_mounted: set[int] = set()
+        self.source_errors: dict[int, str] = {}
         # Called before the first cgroup mount: the init is only known to be in its cgroup
         # (which the mount exposes) from then on; see ocirt.init.standard.
         self.before_cgroup = None
@@ -87,7 +99,7 @@ class Plan:
     """Everything rootfs setup needs, decided from config.json before anything is created."""
 
     def __init__(self, *, rootfs: str, bundle: str, readonly: bool, mounts: list[Mount],
-                 devices: list[Device], setup_dev: bool, bind_devices: bool,
+                 devices: list[Device], setup_dev: bool, userns: bool,
                  propagation: str | None, masked: list[str], readonly_paths: list[str],
                  sysctl: list[tuple[str, str, str]], new_ns: frozenset[str],
                  joined_ns: frozenset[str], terminal: bool) -> None:
@@ -97,7 +109,9 @@ class Plan:
         self.mounts = mounts
         self.devices = devices
         self.setup_dev = setup_dev
-        self.bind_devices = bind_devices
+        # Mounts are made in a user namespace: no mknod, no new sysfs without the network
+        # namespace, flags locked on mounts copied from the host.
+        self.userns = userns
         self.propagation = propagation
         self.masked = masked
         self.readonly_paths = readonly_paths
@@ -139,6 +153,7 @@ def build(config: dict, rootfs: str, bundle: str) -> Plan:
 
     new_ns, joined_ns = _namespaces(linux)
     mounts = [_mount(i, m, bundle) for i, m in enumerate(config.get("mounts") or [])]
+    _check_idmaps(mounts, "user" in new_ns or "user" in joined_ns)
     dev_bound = any(m.destination == "/dev" and m.kind == "bind" for m in mounts)
     dev_ro = any(m.destination == "/dev" and m.kind == "fresh" and m.opts.readonly
                  for m in mounts)
@@ -152,7 +167,7 @@ def build(config: dict, rootfs: str, bundle: str) -> Plan:
     plan = Plan(
         rootfs=rootfs, bundle=bundle, readonly=bool(root.get("readonly")), mounts=mounts,
         devices=_devices(linux.get("devices") or []), setup_dev=not dev_bound,
-        bind_devices="user" in new_ns or "user" in joined_ns or _in_userns(),
+        userns="user" in new_ns or "user" in joined_ns or running_in_userns(),
         propagation=propagation,
         masked=_paths(linux.get("maskedPaths") or [], "linux.maskedPaths"),
         readonly_paths=_paths(linux.get("readonlyPaths") or [], "linux.readonlyPaths"),
@@ -179,21 +194,11 @@ def _mntns() -> int:
         return 0
 
 
-def _in_userns() -> bool:
-    try:
-        with open("/proc/self/uid_map", "rb") as f:
-            return f.read().split() != [b"0", b"0", b"4294967295"]
-    except OSError:
-        return False
-
-
 def _mount(i: int, m: dict, bundle: str) -> Mount:
     where = f"mounts[{i}]"
     dest = m.get("destination")
     if not isinstance(dest, str) or not dest:
         raise ConfigError(f"{where}.destination", "destination is required")
-    if m.get("uidMappings") or m.get("gidMappings"):
-        raise ConfigError(f"{where}.uidMappings", "idmapped mounts are not supported")
     dest = clean(dest)
     try:
         opts = mopts.parse(list(m.get("options") or []))
@@ -207,9 +212,7 @@ def _mount(i: int, m: dict, bundle: str) -> Mount:
         if not source:
             raise ConfigError(f"{where}.source", "a bind mount needs a source")
         if not opts.bind:
-            opts = mopts.MountOptions(opts.flags | mopts.sc.MS_BIND, opts.cleared,
-                                      opts.propagation, opts.rec_set, opts.rec_clr, opts.data,
-                                      opts.tmpcopyup)
+            opts = opts.with_flags(mopts.sc.MS_BIND)
         source = os.path.normpath(os.path.join(bundle, source))
         kind = "bind"
     elif fstype == "cgroup":
@@ -220,11 +223,37 @@ def _mount(i: int, m: dict, bundle: str) -> Mount:
         kind = "fresh"
     if opts.tmpcopyup and fstype != "tmpfs":
         raise ConfigError(f"{where}.options", "tmpcopyup is only supported for tmpfs")
-    mount = Mount(i, dest, source, fstype, opts, kind)
+    uids, gids = _idmapping(where, m, opts, kind)
+    mount = Mount(i, dest, source, fstype, opts, kind, uids, gids)
     err = proc_rule(dest, mount)
     if err:
         raise ConfigError(f"{where}.destination", err)
     return mount
+
+
+def _idmapping(where: str, m: dict, opts: mopts.MountOptions,
+               kind: str) -> tuple[list, list]:
+    """The per-mount maps of an idmapped mount, checked as crun does."""
+    uids, gids = m.get("uidMappings") or [], m.get("gidMappings") or []
+    if (uids or gids) and not opts.idmap:
+        key = "uidMappings" if uids else "gidMappings"
+        raise ConfigError(f"{where}.{key}", "mount id mappings need the idmap or ridmap option")
+    if opts.idmap and kind != "bind":
+        raise ConfigError(f"{where}.options",
+                          f"{opts.idmap} is supported for bind mounts only")
+    if bool(uids) != bool(gids):
+        key = "gidMappings" if uids else "uidMappings"
+        raise ConfigError(f"{where}.{key}",
+                          "an idmapped mount needs both uidMappings and gidMappings")
+    return uids, gids
+
+
+def _check_idmaps(mounts: list[Mount], userns: bool) -> None:
+    for m in mounts:
+        if m.opts.idmap and not m.uid_mappings and not userns:
+            raise ConfigError(f"{m.where}.options",
+                              f"{m.opts.idmap} without uidMappings maps the mount as the "
+                              "container's user namespace, and the container has none")
 
 
 def proc_rule(dest: str, m: Mount) -> str | None:

@@ -109,7 +109,7 @@ def test_unknown_option_goes_to_the_filesystem(bundle):
 
 def test_devices_bound_from_host_when_mknod_is_not_allowed(bundle):
     p = setup.plan(cfg(), "rootfs", bundle.path)
-    p.bind_devices = True  # what a user namespace gets
+    p.userns = True  # devices are bound, not made
     res = harness.run(p, script="stat -c '%n %t:%T' /dev/null /dev/tty; "
                                 "grep -c ' /dev/[a-z]* ' /proc/self/mountinfo")
     assert res.error is None, res.error
