@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from ocirt.errors import ConfigError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterator
+
 # JSON path -> why
 UNSUPPORTED = {
     ("linux", "intelRdt"): "Intel RDT (resctrl) is not supported by ocirt",
@@ -18,10 +22,15 @@ UNSUPPORTED = {
 
 
 def check(config: dict, source: str = "config.json") -> None:
+    for problem in problems(config, source):
+        raise problem
+
+
+def problems(config: dict, source: str = "config.json") -> Iterator[ConfigError]:
     for (top, key), why in UNSUPPORTED.items():
         section = config.get(top)
         if isinstance(section, dict) and section.get(key) not in (None, {}, []):
-            raise ConfigError(f"{top}.{key}", why, source)
+            yield ConfigError(f"{top}.{key}", why, source)
 
 
 def check_process(process: dict, source: str = "process.json") -> None:

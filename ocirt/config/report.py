@@ -1,0 +1,301 @@
+"""Every problem of a bundle at once, for `ocirt validate`.
+
+`create` stops at the first problem (it must fail fast and cheaply); this module keeps going:
+all JSON-Schema violations of config.json (jsonschema over specs/, with its full error
+iteration), every semantic rule (the same generators create raises the first of), fields
+ocirt does not implement, the rootfs and the program to run; with `host=True`, also what this
+host cannot do for the config, found by the very checks create runs before its first side
+effect plus a few host facts (namespaces, capability bounding set, NUMA nodes, CPUs, network
+devices, resctrl).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from ocirt.config.semantic import format_path
+from ocirt.errors import ConfigError, OcirtError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterable, Iterator
+
+ERROR, WARNING = "error", "warning"
+_MAX_MESSAGE = 200  # jsonschema repeats whole instances in its messages: keep a line a line
+_SPECS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                      "specs")
+
+
+class Problem:
+    __slots__ = ("level", "path", "message")
+
+    def __init__(self, level: str, path: str, message: str) -> None:
+        self.level, self.path, self.message = level, path, message
+
+    def as_dict(self) -> dict[str, str]:
+        return {"level": self.level, "path": self.path, "message": self.message}
+
+    def line(self) -> str:
+        return f"{self.level}: {self.path or 'bundle'}: {self.message}"
+
+
+def _from_error(e: ConfigError, level: str = ERROR) -> Problem:
+    prefix = f"{e.source}: {e.path}: " if e.path else f"{e.source}: "
+    text = e.message[len(prefix):] if e.message.startswith(prefix) else e.message
+    return Problem(level, e.path, text)
+
+
+def bundle_problems(bundle: str, host: bool = False) -> list[Problem]:
+    from ocirt.config.load import _read_json
+
+    bundle = os.path.abspath(bundle)
+    if not os.path.isdir(bundle):
+        what = "is not a directory" if os.path.exists(bundle) else "does not exist"
+        return [Problem(ERROR, "", f"{bundle} {what}")]
+    try:
+        config = _read_json(os.path.join(bundle, "config.json"), "config.json")
+    except ConfigError as e:
+        return [_from_error(e)]
+    out = list(schema_problems(config))
+    if not isinstance(config, dict):
+        return out
+    schema_ok = not out
+    out += _guarded(_semantic(config), schema_ok)
+    if not schema_ok:
+        # The remaining checks read fields as the schema types them.
+        return out
+    rootfs = _rootfs(config, bundle, out)
+    if rootfs is not None and config.get("process"):
+        out += _executable(config, rootfs)
+    if host:
+        # create's own checks run again here: what they find that the rules above already
+        # reported (in their own words) is said once.
+        seen = {_path_key(p.path) for p in out}
+        out += [p for p in host_problems(config, bundle, rootfs) if _path_key(p.path) not in seen]
+    return out
+
+
+def _path_key(path: str) -> str:
+    return path.replace('["', ".").replace('"]', "").replace("[", ".").replace("]", "")
+
+
+def _guarded(problems: Iterator[Problem], strict: bool) -> Iterator[Problem]:
+    """Rules written for schema-valid documents may trip over a wrongly typed field the schema
+    already reported: stop there rather than crash."""
+    try:
+        yield from problems
+    except (TypeError, KeyError, AttributeError, ValueError, IndexError):
+        if strict:
+            raise
+
+
+# -- the schema --------------------------------------------------------------------------------
+
+def schema_problems(config: Any) -> Iterator[Problem]:
+    from ocirt import jsonio, thirdparty
+
+    jsonschema: Any = thirdparty.require("jsonschema", "python3-jsonschema", "ocirt validate")
+    with open(os.path.join(_SPECS, "config-schema.json")) as f:
+        schema = jsonio.loads(f.read())
+    with open(os.path.join(_SPECS, "defs.json")) as f:
+        defs = jsonio.loads(f.read())
+    validator = _validator(jsonschema, schema, defs)
+    errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
+    for e in errors:
+        parts = list(e.absolute_path)
+        message = e.message
+        if e.validator == "required" and isinstance(e.instance, dict):
+            # Name the missing field in the path, as create's messages do.
+            missing = [k for k in e.validator_value if k not in e.instance and repr(k) in message]
+            if missing:
+                parts.append(missing[0])
+                message = "is a required property"
+        if len(message) > _MAX_MESSAGE:
+            message = message[:_MAX_MESSAGE - 3] + "..."
+        yield Problem(ERROR, format_path(parts), message)
+
+
+def _validator(jsonschema: Any, schema: dict, defs: dict) -> Any:
+    try:  # jsonschema >= 4.18 resolves $ref through `referencing`
+        import referencing
+        from referencing.jsonschema import DRAFT4
+    except ImportError:  # Debian 12's jsonschema 4.10
+        base = "file:///specs/"
+        resolver = jsonschema.RefResolver(base + "config-schema.json", schema,
+                                          store={base + "defs.json": defs})
+        return jsonschema.Draft4Validator(schema, resolver=resolver)
+    registry = referencing.Registry().with_resource(
+        "defs.json", referencing.Resource.from_contents(defs, default_specification=DRAFT4))
+    return jsonschema.Draft4Validator(schema, registry=registry)
+
+
+# -- rules of a schema-valid config ------------------------------------------------------------
+
+def _semantic(config: dict) -> Iterator[Problem]:
+    from ocirt.config import semantic, support
+
+    for e in semantic.config_problems(config):
+        yield _from_error(e)
+    if config.get("root") is None:
+        yield Problem(ERROR, "root", "is a required property (a Linux container needs a rootfs)")
+    for e in support.problems(config):
+        yield _from_error(e)
+    for w in semantic.config_warnings(config):
+        path, _, text = w.partition(": ")
+        yield Problem(WARNING, path, text)
+
+
+def _rootfs(config: dict, bundle: str, out: list[Problem]) -> str | None:
+    root = config.get("root")
+    if not root or not root.get("path"):
+        return None
+    rootfs = os.path.join(bundle, root["path"])
+    if not os.path.isdir(rootfs):
+        what = "is not a directory" if os.path.exists(rootfs) else "does not exist"
+        out.append(Problem(ERROR, "root.path", f"rootfs {rootfs} {what}"))
+        return None
+    return os.path.realpath(rootfs)
+
+
+def _executable(config: dict, rootfs: str) -> Iterator[Problem]:
+    """process.args[0] as the init will find it: searched in process.env's PATH (relative
+    names against process.cwd), every lookup resolved inside the rootfs, symlinks included."""
+    process = config["process"]
+    name = process["args"][0]
+    if not name:
+        return  # the semantic rules said so
+    env = dict(kv.partition("=")[::2] for kv in process.get("env", ()))
+    cwd = process["cwd"]
+    if "/" in name:
+        candidates = [os.path.join(cwd, name)]
+    else:
+        candidates = [os.path.join(cwd, d, name) for d in env.get("PATH", "").split(":")
+                      if "PATH" in env]
+    from ocirt.linux import pathrs
+
+    root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for cand in candidates:
+            try:
+                fd = pathrs.open_in_root(root_fd, cand, os.O_PATH)
+            except OSError:
+                continue
+            try:
+                st = os.fstat(fd)
+            finally:
+                os.close(fd)
+            if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
+                return
+            if "/" in name:
+                yield Problem(ERROR, "process.args[0]",
+                              f"{name!r} is not an executable file in the rootfs")
+                return
+    finally:
+        os.close(root_fd)
+    where = "in the rootfs" if "/" in name else (
+        f"in the rootfs along PATH={env['PATH']}" if "PATH" in env
+        else "(process.env sets no PATH to search)")
+    mount = _under_mount(config, candidates)
+    if mount is not None:
+        yield Problem(WARNING, "process.args[0]",
+                      f"{name!r} not found {where}; it may come from the mount at mounts[{mount}]")
+    else:
+        yield Problem(ERROR, "process.args[0]", f"{name!r} not found {where}")
+
+
+def _under_mount(config: dict, paths: Iterable[str]) -> int | None:
+    """The last mount (later mounts cover earlier ones) whose destination holds one of paths."""
+    found = None
+    for i, m in enumerate(config.get("mounts", ())):
+        dest = os.path.normpath("/" + m["destination"].lstrip("/"))
+        if dest in ("/proc", "/sys", "/dev"):
+            continue
+        for p in paths:
+            p = os.path.normpath(p)
+            if p == dest or p.startswith(dest.rstrip("/") + "/"):
+                found = i
+    return found
+
+
+# -- what this host can do ---------------------------------------------------------------------
+
+def host_problems(config: dict, bundle: str, rootfs: str | None) -> Iterator[Problem]:
+    linux = config.get("linux") or {}
+    for i, ns in enumerate(linux.get("namespaces", ())):
+        from ocirt.init.namespaces import PROC_NAME
+        if not os.path.exists(f"/proc/self/ns/{PROC_NAME[ns['type']]}"):
+            yield Problem(ERROR, f"linux.namespaces[{i}].type",
+                          f"this kernel has no {ns['type']} namespaces")
+    process = config.get("process")
+    if process:
+        yield from _lsm_problems(config)
+        yield from _create_check(_prepare_process, process, linux)
+        yield from _capabilities_outside_bounding(process)
+    if rootfs is not None:
+        from ocirt.rootfs import setup as rootfs_setup
+        yield from _create_check(rootfs_setup.plan, config, rootfs, bundle)
+    yield from _cgroup_problems(linux)
+    if linux.get("intelRdt") and not os.path.isdir("/sys/fs/resctrl/info"):
+        yield Problem(ERROR, "linux.intelRdt", "this host has no resctrl filesystem "
+                      "(/sys/fs/resctrl is not mounted or the CPU has no RDT)")
+
+
+def _create_check(fn: Any, *args: Any) -> Iterator[Problem]:
+    try:
+        fn(*args)
+    except ConfigError as e:
+        yield _from_error(e)
+    except OcirtError as e:
+        yield Problem(ERROR, "", e.message)
+
+
+def _prepare_process(process: dict, linux: dict) -> None:
+    from ocirt.process import security
+
+    # The labels are reported by _lsm_problems, with their paths.
+    process = {k: v for k, v in process.items() if k not in ("apparmorProfile", "selinuxLabel")}
+    security.prepare(process, linux)
+
+
+def _lsm_problems(config: dict) -> Iterator[Problem]:
+    from ocirt.security import lsm
+
+    process = config.get("process") or {}
+    if process.get("apparmorProfile") and not lsm.apparmor_enabled():
+        yield Problem(ERROR, "process.apparmorProfile", "AppArmor is not enabled on this host")
+    for path, value in (("process.selinuxLabel", process.get("selinuxLabel")),
+                        ("linux.mountLabel", (config.get("linux") or {}).get("mountLabel"))):
+        if value and not lsm.selinux_enabled():
+            yield Problem(ERROR, path, "SELinux is not enabled on this host")
+
+
+def _capabilities_outside_bounding(process: dict) -> Iterator[Problem]:
+    from ocirt.features_data import CAPABILITIES
+
+    try:
+        with open("/proc/self/status") as f:
+            bnd = next(int(line.split()[1], 16) for line in f if line.startswith("CapBnd:"))
+    except (OSError, StopIteration):
+        return
+    number = {name: n for n, name in enumerate(CAPABILITIES)}
+    for kind, names in (process.get("capabilities") or {}).items():
+        for i, name in enumerate(names if isinstance(names, list) else ()):
+            n = number.get(name)
+            if n is not None and not bnd >> n & 1:
+                yield Problem(WARNING, f"process.capabilities.{kind}[{i}]",
+                              f"{name} is outside this host's bounding set: it will not be granted")
+
+
+def _cgroup_problems(linux: dict) -> Iterator[Problem]:
+    """create's own cgroup checks, one resource at a time so that each is reported."""
+    from ocirt.cgroups import manager
+
+    resources = linux.get("resources") or {}
+    try:
+        cg = manager.for_container("validate", linux.get("cgroupsPath"))
+    except OcirtError as e:
+        yield Problem(ERROR, "linux.cgroupsPath", e.message)
+        return
+    for key, value in resources.items():
+        yield from _create_check(cg.validate, {key: value})
