@@ -105,6 +105,22 @@ def parse_id_list(text: str) -> Optional[list[tuple[int, int]]]:
     return ranges
 
 
+def id_set(text: str) -> set[int]:
+    """The ids of a list in that format ("0-3,7" -> {0, 1, 2, 3, 7}); nothing if malformed."""
+    return {n for lo, hi in parse_id_list(text) or () for n in range(lo, hi + 1)}
+
+
+def format_id_list(ids: Iterable[int]) -> str:
+    """The inverse of id_set: {0, 1, 2, 3, 7} -> "0-3,7"."""
+    ranges: list[list[int]] = []
+    for n in sorted(ids):
+        if ranges and ranges[-1][1] == n - 1:
+            ranges[-1][1] = n
+        else:
+            ranges.append([n, n])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges)
+
+
 def _is_abs(p: str) -> bool:
     return p.startswith("/")
 

@@ -16,8 +16,6 @@ if TYPE_CHECKING:
 UNSUPPORTED = {
     ("linux", "intelRdt"): "Intel RDT (resctrl) is not supported by ocirt",
     ("linux", "netDevices"): "moving network devices into the container is not supported by ocirt",
-    ("linux", "memoryPolicy"): "NUMA memory policies are not supported by ocirt",
-    ("process", "execCPUAffinity"): "execCPUAffinity is not supported by ocirt",
 }
 
 
@@ -31,8 +29,3 @@ def problems(config: dict, source: str = "config.json") -> Iterator[ConfigError]
         section = config.get(top)
         if isinstance(section, dict) and section.get(key) not in (None, {}, []):
             yield ConfigError(f"{top}.{key}", why, source)
-
-
-def check_process(process: dict, source: str = "process.json") -> None:
-    if process.get("execCPUAffinity") not in (None, {}):
-        raise ConfigError("execCPUAffinity", UNSUPPORTED[("process", "execCPUAffinity")], source)

@@ -70,6 +70,7 @@ def _exec(launch: ExecLaunch, sync: Sync) -> None:
         _console(launch)
     prep = launch.security
     security.apply_early(prep)
+    security.apply_final_affinity(prep)
     security.apply_user(prep, process.get("user") or {})
     standard._enter_cwd(process.get("cwd") or "/")
     env = standard._environment(process, launch.extra_env)
