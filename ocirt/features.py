@@ -32,7 +32,7 @@ def document() -> dict:
     from ocirt.process.mempolicy import FLAGS, MODES
     linux["memoryPolicy"] = {"modes": list(MODES), "flags": list(FLAGS)}
     linux["mountExtensions"] = {"idmap": {"enabled": False}}
-    linux["netDevices"] = {"enabled": False}
+    linux["netDevices"] = {"enabled": True}
     annotations = {"io.github.ocirt.version": __version__}
     lsv = libseccomp_version()
     if lsv:

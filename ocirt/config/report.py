@@ -5,8 +5,8 @@ all JSON-Schema violations of config.json (jsonschema over specs/, with its full
 iteration), every semantic rule (the same generators create raises the first of), fields
 ocirt does not implement, the rootfs and the program to run; with `host=True`, also what this
 host cannot do for the config, found by the very checks create runs before its first side
-effect plus a few host facts (namespaces, capability bounding set, NUMA nodes, CPUs, network
-devices, resctrl).
+effect (NUMA nodes and CPUs online, network devices present, ...) plus a few host facts
+(namespaces, capability bounding set, resctrl).
 """
 
 from __future__ import annotations
@@ -236,6 +236,9 @@ def host_problems(config: dict, bundle: str, rootfs: str | None) -> Iterator[Pro
         from ocirt.rootfs import setup as rootfs_setup
         yield from _create_check(rootfs_setup.plan, config, rootfs, bundle)
     yield from _cgroup_problems(linux)
+    if linux.get("netDevices"):
+        from ocirt import netdevices
+        yield from _create_check(netdevices.check, config)
     if linux.get("intelRdt") and not os.path.isdir("/sys/fs/resctrl/info"):
         yield Problem(ERROR, "linux.intelRdt", "this host has no resctrl filesystem "
                       "(/sys/fs/resctrl is not mounted or the CPU has no RDT)")

@@ -15,7 +15,6 @@ if TYPE_CHECKING:
 # JSON path -> why
 UNSUPPORTED = {
     ("linux", "intelRdt"): "Intel RDT (resctrl) is not supported by ocirt",
-    ("linux", "netDevices"): "moving network devices into the container is not supported by ocirt",
 }
 
 

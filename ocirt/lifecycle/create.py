@@ -79,8 +79,14 @@ class Undo:
         # (rootfs, config) of a container sharing the runtime's mount namespace, whose
         # mounts are in that namespace
         self.host_mounts: tuple[str, dict] | None = None
+        # (config, init pid) once linux.netDevices are in the init's network namespace
+        self.net_devices: tuple[dict, int] | None = None
 
     def run(self) -> None:
+        if self.net_devices is not None:
+            # Before the kill: the devices would leave with the namespace.
+            from ocirt import netdevices
+            netdevices.detach(*self.net_devices)
         for pid in self.pids:
             try:
                 os.kill(pid, signals.SIGKILL)
@@ -148,6 +154,9 @@ def _check(store: Store, cid: str, opts: Options) -> _Checked:
     logger.debug("config loaded: %s/config.json", bundle)
     from ocirt.config import support
     support.check(config)
+    if (config.get("linux") or {}).get("netDevices"):
+        from ocirt import netdevices
+        netdevices.check(config)
     notify = False
     if os.environ.get("NOTIFY_SOCKET"):
         from ocirt import notify_socket
@@ -333,6 +342,10 @@ def _drive(cid: str, bundle: str, config: dict, sync: Sync, pid1: int, new_ns: s
                     # in the socket, is the one to report.
                     _raise_init_error(sync, init_pid)
                     raise
+            if linux.get("netDevices"):
+                from ocirt import netdevices
+                netdevices.attach(config, init_pid)   # moves them back itself if it fails
+                undo.net_devices = (config, init_pid)
             try:
                 sync.send("cgroup")
             except OSError:

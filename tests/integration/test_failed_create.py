@@ -91,7 +91,6 @@ def test_missing_bundle_is_a_clear_error(ocirt, cid, tmp_path):
 
 
 @pytest.mark.parametrize("field,value", [
-    ("netDevices", {"eth9": {"name": "eth9"}}),
     ("intelRdt", {"closID": "x"}),
 ])
 def test_unsupported_linux_fields_fail_create_naming_the_field(ocirt, bundle, cid, field, value):

@@ -22,6 +22,15 @@ def _cap_bounding() -> int:
         return next(int(line.split()[1], 16) for line in f if line.startswith("CapBnd:"))
 
 
+def _host_errors(ocirt, bundle) -> list[str]:
+    """The error paths of --host for a bundle that is valid without it."""
+    bundle.write()
+    assert _validate(ocirt, bundle) == (0, [])
+    code, problems = _validate(ocirt, bundle, "--host")
+    assert code == 1
+    return _paths(problems)
+
+
 def test_valid_bundle_is_reported_valid(ocirt, bundle) -> None:
     p = ocirt("validate", "--bundle", str(bundle.path))
     assert p.returncode == 0, p.stdout
@@ -140,21 +149,14 @@ def test_host_reports_a_missing_cgroup_controller(ocirt, bundle) -> None:
             "/sys/fs/cgroup/unified/cgroup.controllers").read().split():
         pytest.skip("this host has the rdma controller")
     bundle.config["linux"]["resources"] = {"rdma": {"mlx5_0": {"hcaHandles": 1}}}
-    bundle.write()
-    assert _validate(ocirt, bundle) == (0, [])
-    code, problems = _validate(ocirt, bundle, "--host")
-    assert code == 1
-    assert _paths(problems) == ["linux.resources.rdma"]
+    assert _host_errors(ocirt, bundle) == ["linux.resources.rdma"]
 
 
 def test_host_reports_a_missing_lsm(ocirt, bundle) -> None:
     if os.path.exists("/sys/kernel/security/apparmor"):
         pytest.skip("AppArmor is enabled here")
     bundle.config["process"]["apparmorProfile"] = "ocirt-test"
-    bundle.write()
-    code, problems = _validate(ocirt, bundle, "--host")
-    assert code == 1
-    assert _paths(problems) == ["process.apparmorProfile"]
+    assert _host_errors(ocirt, bundle) == ["process.apparmorProfile"]
 
 
 def test_host_warns_of_capabilities_outside_the_bounding_set(ocirt, bundle) -> None:
@@ -167,3 +169,15 @@ def test_host_warns_of_capabilities_outside_the_bounding_set(ocirt, bundle) -> N
     code, problems = _validate(ocirt, bundle, "--host")
     assert code == 0
     assert _paths(problems, "warning") == ["process.capabilities.bounding[0]"]
+
+
+def test_host_reports_a_missing_network_device(ocirt, bundle) -> None:
+    bundle.config["linux"]["netDevices"] = {"ocirtnosuch0": {"name": "eth1"}}
+    assert _host_errors(ocirt, bundle) == ["linux.netDevices.ocirtnosuch0"]
+
+
+def test_host_reports_a_cpu_that_is_not_online(ocirt, bundle) -> None:
+    with open("/sys/devices/system/cpu/online") as f:
+        last = max(int(n) for n in f.read().strip().replace("-", ",").split(","))
+    bundle.config["process"]["execCPUAffinity"] = {"final": str(last + 1)}
+    assert _host_errors(ocirt, bundle) == ["process.execCPUAffinity.final"]
