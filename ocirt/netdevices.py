@@ -148,13 +148,23 @@ def _netns_fd(pid: int) -> int:
     return os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
 
 
-def attach(config: dict, init_pid: int) -> None:
-    """Move every device of linux.netDevices into the init's network namespace; on a
-    failure, the ones already moved go back before the error is raised."""
-    devices = (config.get("linux") or {}).get("netDevices") or {}
-    ours = _netns_fd(os.getpid())
+def attach(config: dict, init_pid: int) -> int:
+    """Move every device of linux.netDevices into the init's network namespace and return an
+    fd of that namespace, which keeps it (and the devices) alive even if the init dies: a
+    create that fails later gives them back through it with detach(). On a failure here the
+    ones already moved go back before the error is raised."""
     theirs = _netns_fd(init_pid)
-    moved: list[tuple[str, str]] = []
+    try:
+        _attach_all(config, theirs)
+    except BaseException:
+        os.close(theirs)
+        raise
+    return theirs
+
+
+def _attach_all(config: dict, theirs: int) -> None:
+    devices = (config.get("linux") or {}).get("netDevices") or {}
+    moved: dict[str, dict] = {}
     try:
         for name, spec in devices.items():
             target = _target(name, spec)
@@ -164,30 +174,19 @@ def attach(config: dict, init_pid: int) -> None:
                 raise SetupError(f"{_FIELD}.{name}: cannot move it into the container's "
                                  f"network namespace as {target!r}: {_reason(e)}") from None
             logger.debug("netDevices: %s moved into the container as %s", name, target)
-            moved.append((name, target))
+            moved[name] = spec
     except BaseException:
-        for name, target in reversed(moved):
-            try:
-                _move(target, name, theirs, ours)
-            except (OSError, SetupError) as e:
-                logger.warning(f"{_FIELD}.{name}: could not move it back: {e}")
+        detach({"linux": {"netDevices": moved}}, theirs)
         raise
-    finally:
-        os.close(ours)
-        os.close(theirs)
 
 
-def detach(config: dict, init_pid: int) -> None:
-    """Bring every device back from the (still living) init's network namespace under its
-    original name. A device that is no longer there is not an error."""
+def detach(config: dict, theirs: int) -> None:
+    """Bring every device back from the network namespace `theirs` under its original name.
+    A device that is no longer there is not an error."""
     devices = (config.get("linux") or {}).get("netDevices") or {}
-    try:
-        theirs = _netns_fd(init_pid)
-    except OSError:
-        return   # the namespace is gone: the kernel has already dealt with the devices
     ours = _netns_fd(os.getpid())
     try:
-        for name, spec in devices.items():
+        for name, spec in reversed(list(devices.items())):
             target = _target(name, spec)
             try:
                 _move(target, name, theirs, ours)
@@ -197,6 +196,17 @@ def detach(config: dict, init_pid: int) -> None:
                 logger.warning(f"{_FIELD}.{name}: could not move {target!r} back: {_reason(e)}")
     finally:
         os.close(ours)
+
+
+def detach_from(config: dict, init_pid: int) -> None:
+    """detach() from the namespace of a living init (delete, before it kills the init)."""
+    try:
+        theirs = _netns_fd(init_pid)
+    except OSError:
+        return   # the namespace is gone: the kernel has already dealt with the devices
+    try:
+        detach(config, theirs)
+    finally:
         os.close(theirs)
 
 

@@ -84,8 +84,9 @@ PAGES: dict[str, tuple[str, str]] = {
                  "violations of config.json, the rules a schema cannot express, fields ocirt does\n"
                  "not implement, a missing rootfs and a program not found in it. With --host it\n"
                  "also reports what this host cannot do for the config (cgroup controllers and\n"
-                 "files, AppArmor/SELinux, resctrl, namespaces, capabilities outside the bounding\n"
-                 "set). Exit status 1 when any problem is an error; warnings do not fail.\n\n"
+                 "files, AppArmor/SELinux, namespaces, NUMA nodes, CPUs, network devices,\n"
+                 "capabilities outside the bounding set). Exit status 1 when any problem is an\n"
+                 "error; warnings do not fail.\n\n"
                  "       # ocirt validate --bundle /mycontainer --format json"),
 }
 

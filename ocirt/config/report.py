@@ -6,7 +6,7 @@ iteration), every semantic rule (the same generators create raises the first of)
 ocirt does not implement, the rootfs and the program to run; with `host=True`, also what this
 host cannot do for the config, found by the very checks create runs before its first side
 effect (NUMA nodes and CPUs online, network devices present, ...) plus a few host facts
-(namespaces, capability bounding set, resctrl).
+(namespaces, capability bounding set).
 """
 
 from __future__ import annotations
@@ -28,16 +28,19 @@ _SPECS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.ab
 
 
 class Problem:
-    __slots__ = ("level", "path", "message")
+    """One finding. `path` is the JSON path in config.json ("" for the document or the bundle
+    as a whole, then `where` says which)."""
 
-    def __init__(self, level: str, path: str, message: str) -> None:
-        self.level, self.path, self.message = level, path, message
+    __slots__ = ("level", "path", "message", "where")
+
+    def __init__(self, level: str, path: str, message: str, where: str = "config.json") -> None:
+        self.level, self.path, self.message, self.where = level, path, message, where
 
     def as_dict(self) -> dict[str, str]:
         return {"level": self.level, "path": self.path, "message": self.message}
 
     def line(self) -> str:
-        return f"{self.level}: {self.path or 'bundle'}: {self.message}"
+        return f"{self.level}: {self.path or self.where}: {self.message}"
 
 
 def _from_error(e: ConfigError, level: str = ERROR) -> Problem:
@@ -52,7 +55,7 @@ def bundle_problems(bundle: str, host: bool = False) -> list[Problem]:
     bundle = os.path.abspath(bundle)
     if not os.path.isdir(bundle):
         what = "is not a directory" if os.path.exists(bundle) else "does not exist"
-        return [Problem(ERROR, "", f"{bundle} {what}")]
+        return [Problem(ERROR, "", f"{bundle} {what}", "bundle")]
     try:
         config = _read_json(os.path.join(bundle, "config.json"), "config.json")
     except ConfigError as e:
@@ -239,9 +242,6 @@ def host_problems(config: dict, bundle: str, rootfs: str | None) -> Iterator[Pro
     if linux.get("netDevices"):
         from ocirt import netdevices
         yield from _create_check(netdevices.check, config)
-    if linux.get("intelRdt") and not os.path.isdir("/sys/fs/resctrl/info"):
-        yield Problem(ERROR, "linux.intelRdt", "this host has no resctrl filesystem "
-                      "(/sys/fs/resctrl is not mounted or the CPU has no RDT)")
 
 
 def _create_check(fn: Any, *args: Any) -> Iterator[Problem]:
@@ -250,7 +250,7 @@ def _create_check(fn: Any, *args: Any) -> Iterator[Problem]:
     except ConfigError as e:
         yield _from_error(e)
     except OcirtError as e:
-        yield Problem(ERROR, "", e.message)
+        yield Problem(ERROR, "", e.message, "host")
 
 
 def _prepare_process(process: dict, linux: dict) -> None:

@@ -79,14 +79,14 @@ class Undo:
         # (rootfs, config) of a container sharing the runtime's mount namespace, whose
         # mounts are in that namespace
         self.host_mounts: tuple[str, dict] | None = None
-        # (config, init pid) once linux.netDevices are in the init's network namespace
+        # (config, fd of the init's network namespace) once linux.netDevices are there
         self.net_devices: tuple[dict, int] | None = None
 
     def run(self) -> None:
         if self.net_devices is not None:
-            # Before the kill: the devices would leave with the namespace.
             from ocirt import netdevices
             netdevices.detach(*self.net_devices)
+            os.close(self.net_devices[1])
         for pid in self.pids:
             try:
                 os.kill(pid, signals.SIGKILL)
@@ -344,8 +344,8 @@ def _drive(cid: str, bundle: str, config: dict, sync: Sync, pid1: int, new_ns: s
                     raise
             if linux.get("netDevices"):
                 from ocirt import netdevices
-                netdevices.attach(config, init_pid)   # moves them back itself if it fails
-                undo.net_devices = (config, init_pid)
+                # moves them back itself if it fails; the fd keeps them until "created"
+                undo.net_devices = (config, netdevices.attach(config, init_pid))
             try:
                 sync.send("cgroup")
             except OSError:

@@ -38,7 +38,7 @@ def delete(store: Store, cid: str, force: bool = False) -> None:
             if (c.config.get("linux") or {}).get("netDevices"):
                 # Before the kill: the devices leave with the namespace's last process.
                 from ocirt import netdevices
-                netdevices.detach(c.config, c.pid)
+                netdevices.detach_from(c.config, c.pid)
             kill_and_wait(c, status == machine.PAUSED)
         destroy(c)
 

@@ -6,7 +6,6 @@ holding one end of a veth pair: the machine's own interfaces are never touched.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import uuid

@@ -181,3 +181,13 @@ def test_host_reports_a_cpu_that_is_not_online(ocirt, bundle) -> None:
         last = max(int(n) for n in f.read().strip().replace("-", ",").split(","))
     bundle.config["process"]["execCPUAffinity"] = {"final": str(last + 1)}
     assert _host_errors(ocirt, bundle) == ["process.execCPUAffinity.final"]
+
+
+def test_intel_rdt_is_an_error_naming_the_field(ocirt, bundle) -> None:
+    bundle.config["linux"]["intelRdt"] = {"closID": "x"}
+    bundle.write()
+    code, problems = _validate(ocirt, bundle)
+    assert code == 1
+    assert _paths(problems) == ["linux.intelRdt"]
+    if not os.path.isdir("/sys/fs/resctrl/info"):
+        assert "no resctrl filesystem" in problems[0]["message"]
