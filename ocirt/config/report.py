@@ -71,11 +71,17 @@ def bundle_problems(bundle: str, host: bool = False) -> list[Problem]:
     rootfs = _rootfs(config, bundle, out)
     if rootfs is not None and config.get("process"):
         out += _executable(config, rootfs)
+    # create's own checks before its first side effect (mount plan, process settings, and
+    # with --host what needs this host): a field the rules above already reported (in their
+    # own words) is said once.
+    seen = {_path_key(p.path) for p in out}
+    more = list(create_problems(config, bundle, rootfs))
     if host:
-        # create's own checks run again here: what they find that the rules above already
-        # reported (in their own words) is said once.
-        seen = {_path_key(p.path) for p in out}
-        out += [p for p in host_problems(config, bundle, rootfs) if _path_key(p.path) not in seen]
+        more += host_problems(config)
+    for p in more:
+        if _path_key(p.path) not in seen:
+            seen.add(_path_key(p.path))
+            out.append(p)
     return out
 
 
@@ -223,7 +229,32 @@ def _under_mount(config: dict, paths: Iterable[str]) -> int | None:
 
 # -- what this host can do ---------------------------------------------------------------------
 
-def host_problems(config: dict, bundle: str, rootfs: str | None) -> Iterator[Problem]:
+# Fields whose check depends on the host: create_problems() leaves them to host_problems().
+_HOST_PROCESS_FIELDS = ("apparmorProfile", "selinuxLabel", "execCPUAffinity")
+_HOST_LINUX_FIELDS = ("memoryPolicy",)
+
+
+def create_problems(config: dict, bundle: str, rootfs: str | None) -> Iterator[Problem]:
+    """The parts of create's checks that depend on the config alone: the rootfs mount plan
+    (mount options, idmapped mounts, devices) and the process settings (rlimits, seccomp,
+    scheduler, user, ...)."""
+    from ocirt import jsonio
+
+    config = jsonio.loads(jsonio.dumps(config))   # a copy the retries below may cut down
+    linux = config.get("linux") or {}
+    if config.get("process"):
+        for k in _HOST_PROCESS_FIELDS:
+            config["process"].pop(k, None)
+        for k in _HOST_LINUX_FIELDS:
+            linux.pop(k, None)
+        yield from _every_problem(
+            lambda: _prepare_process(config["process"], config.get("linux") or {}), config)
+    if rootfs is not None:
+        from ocirt.rootfs import setup as rootfs_setup
+        yield from _every_problem(lambda: rootfs_setup.plan(config, rootfs, bundle), config)
+
+
+def host_problems(config: dict) -> Iterator[Problem]:
     linux = config.get("linux") or {}
     for i, ns in enumerate(linux.get("namespaces", ())):
         from ocirt.init.namespaces import PROC_NAME
@@ -233,15 +264,78 @@ def host_problems(config: dict, bundle: str, rootfs: str | None) -> Iterator[Pro
     process = config.get("process")
     if process:
         yield from _lsm_problems(config)
-        yield from _create_check(_prepare_process, process, linux)
         yield from _capabilities_outside_bounding(process)
-    if rootfs is not None:
-        from ocirt.rootfs import setup as rootfs_setup
-        yield from _create_check(rootfs_setup.plan, config, rootfs, bundle)
+        if process.get("execCPUAffinity"):
+            from ocirt.process import affinity
+            yield from _create_check(affinity.parse, process["execCPUAffinity"])
+    if linux.get("memoryPolicy"):
+        from ocirt.process import mempolicy
+        yield from _create_check(mempolicy.parse, linux["memoryPolicy"])
     yield from _cgroup_problems(linux)
     if linux.get("netDevices"):
         from ocirt import netdevices
         yield from _create_check(netdevices.check, config)
+
+
+def _every_problem(check: Any, config: dict) -> Iterator[Problem]:
+    """Run one of create's stop-at-the-first-problem checks until it passes, each time without
+    the part of `config` it stopped at (a list entry, or a field of process or linux), so it
+    reports all it can find. Indexes in the paths stay those of the original document."""
+    kept: dict[tuple, list[int]] = {}   # list path -> original index of each remaining entry
+    for _ in range(100):
+        try:
+            check()
+            return
+        except ConfigError as e:
+            problem = _from_error(e)
+            cut = _cut(config, _parse_path(e.path), kept)
+            if cut is not None:
+                problem.path = cut
+            yield problem
+            if cut is None:
+                return
+        except OcirtError as e:
+            yield Problem(ERROR, "", e.message, "host")
+            return
+
+
+def _parse_path(path: str) -> list:
+    """format_path's output back into keys and indexes (keys with dots are not split out:
+    the ones this cuts at never have any)."""
+    parts: list = []
+    for piece in path.replace("[", ".[").split("."):
+        if piece.startswith("[") and piece[1:-1].isdigit():
+            parts.append(int(piece[1:-1]))
+        elif piece:
+            parts.append(piece)
+    return parts
+
+
+def _cut(config: dict, parts: list, kept: dict[tuple, list[int]]) -> str | None:
+    """Remove what `parts` points into: a list entry of a top-level list (mounts[i]) or of a
+    list field of process/linux (linux.devices[i]), else that field itself. Returns the path
+    with original indexes, or None when nothing could be removed."""
+    depth = 2 if parts[:1] in (["process"], ["linux"]) else 1
+    if len(parts) < depth:
+        return None
+    parent: Any = config
+    for key in parts[:depth - 1]:
+        parent = parent.get(key) if isinstance(parent, dict) else None
+    key = parts[depth - 1]
+    if not isinstance(parent, dict) or key not in parent:
+        return None
+    value = parent[key]
+    if isinstance(value, list) and len(parts) > depth and isinstance(parts[depth], int):
+        where = tuple(parts[:depth])
+        index = kept.setdefault(where, list(range(len(value))))
+        i = parts[depth]
+        if i >= len(value):
+            return None
+        original = index.pop(i)
+        del value[i]
+        return format_path(parts[:depth] + [original] + parts[depth + 1:])
+    del parent[key]
+    return format_path(parts)
 
 
 def _create_check(fn: Any, *args: Any) -> Iterator[Problem]:
@@ -256,8 +350,6 @@ def _create_check(fn: Any, *args: Any) -> Iterator[Problem]:
 def _prepare_process(process: dict, linux: dict) -> None:
     from ocirt.process import security
 
-    # The labels are reported by _lsm_problems, with their paths.
-    process = {k: v for k, v in process.items() if k not in ("apparmorProfile", "selinuxLabel")}
     security.prepare(process, linux)
 
 

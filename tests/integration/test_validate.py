@@ -191,3 +191,18 @@ def test_intel_rdt_is_an_error_naming_the_field(ocirt, bundle) -> None:
     assert _paths(problems) == ["linux.intelRdt"]
     if not os.path.isdir("/sys/fs/resctrl/info"):
         assert "no resctrl filesystem" in problems[0]["message"]
+
+
+def test_creates_own_checks_report_every_problem_with_original_indexes(ocirt, bundle) -> None:
+    n = len(bundle.config["mounts"])
+    bundle.config["mounts"] += [
+        {"destination": "/a", "type": "tmpfs", "source": "tmpfs", "options": ["remount"]},
+        {"destination": "/b", "type": "tmpfs", "source": "tmpfs"},
+        {"destination": "/c", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]},
+    ]
+    bundle.config["process"]["user"]["umask"] = 99999
+    bundle.write()
+    code, problems = _validate(ocirt, bundle)
+    assert code == 1
+    assert _paths(problems) == ["process.user.umask", f"mounts[{n}].options",
+                                f"mounts[{n + 2}].options"]
