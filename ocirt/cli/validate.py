@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 from ocirt.cli import common
@@ -28,7 +27,8 @@ def run(ctx, parsed) -> int:
     problems = bundle_problems(parsed["bundle"] or ".", host=parsed["host"])
     errors = sum(p.level == ERROR for p in problems)
     if fmt == "json":
-        sys.stdout.write(json.dumps([p.as_dict() for p in problems], indent=2) + "\n")
+        from ocirt import jsonio
+        sys.stdout.write(jsonio.dumps([p.as_dict() for p in problems], indent=2) + "\n")
     else:
         out = [p.line() + "\n" for p in problems]
         warnings = len(problems) - errors
