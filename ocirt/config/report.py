@@ -119,8 +119,7 @@ def schema_problems(config: Any) -> Iterator[Problem]:
     with open(os.path.join(_SPECS, "defs.json")) as f:
         defs = jsonio.loads(f.read())
     validator = _validator(jsonschema, schema, defs)
-    errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
-    for e in errors:
+    for e in validator.iter_errors(config):    # in the schema's order, like create's first
         parts = list(e.absolute_path)
         message = e.message
         if e.validator == "required" and isinstance(e.instance, dict):
