@@ -280,6 +280,7 @@ def host_problems(config: dict) -> Iterator[Problem]:
         from ocirt.process import mempolicy
         yield from _create_check(mempolicy.parse, linux["memoryPolicy"])
     yield from _cgroup_problems(linux)
+    yield from _cgroup_file_problems(linux.get("resources") or {})
     if linux.get("netDevices"):
         from ocirt import netdevices
         yield from _create_check(netdevices.check, config)
@@ -402,3 +403,36 @@ def _cgroup_problems(linux: dict) -> Iterator[Problem]:
         return
     for key, value in resources.items():
         yield from _create_check(cg.validate, {key: value})
+
+
+# Resource fields whose cgroup v1 files only some kernels (or setups) have: (resources key,
+# field, controller, any of these files at the hierarchy's root).
+_V1_FILES = (
+    ("blockIO", "weight", "blkio", ("blkio.weight", "blkio.bfq.weight")),
+    ("blockIO", "weightDevice", "blkio", ("blkio.weight_device", "blkio.bfq.weight_device")),
+    ("blockIO", "leafWeight", "blkio", ("blkio.leaf_weight",)),
+    ("blockIO", "leafWeightDevice", "blkio", ("blkio.leaf_weight_device",)),
+    ("memory", "swap", "memory", ("memory.memsw.limit_in_bytes",)),
+    ("memory", "kernel", "memory", ("memory.kmem.limit_in_bytes",)),
+    ("memory", "kernelTCP", "memory", ("memory.kmem.tcp.limit_in_bytes",)),
+    ("cpu", "realtimeRuntime", "cpu", ("cpu.rt_runtime_us",)),
+    ("cpu", "realtimePeriod", "cpu", ("cpu.rt_period_us",)),
+    ("cpu", "burst", "cpu", ("cpu.cfs_burst_us",)),
+    ("cpu", "idle", "cpu", ("cpu.idle",)),
+)
+
+
+def _cgroup_file_problems(resources: dict) -> Iterator[Problem]:
+    """Fields that need a cgroup v1 file this host's hierarchy lacks (create would fail
+    writing it). cgroup v2 files exist only below the root, so they are not checked."""
+    from ocirt.cgroups import detect
+
+    v1 = detect.host().v1
+    for key, field, controller, files in _V1_FILES:
+        value = (resources.get(key) or {}).get(field)
+        if value in (None, [], 0) or controller not in v1:
+            continue
+        root = v1[controller].mountpoint
+        if not any(os.path.exists(os.path.join(root, f)) for f in files):
+            yield Problem(ERROR, f"linux.resources.{key}.{field}",
+                          f"this host's {controller} cgroup has no {' or '.join(files)}")

@@ -206,3 +206,14 @@ def test_creates_own_checks_report_every_problem_with_original_indexes(ocirt, bu
     assert code == 1
     assert _paths(problems) == ["process.user.umask", f"mounts[{n}].options",
                                 f"mounts[{n + 2}].options"]
+
+
+def test_host_reports_a_missing_cgroup_file(ocirt, bundle, cid) -> None:
+    from ocirt_testlib import blkio_weight_file, cgroup_mounts
+    if "blkio" not in cgroup_mounts()[0] or blkio_weight_file() is not None:
+        pytest.skip("needs a cgroup v1 blkio hierarchy without a weight file")
+    bundle.config["linux"]["resources"] = {"blockIO": {"weight": 300}}
+    assert _host_errors(ocirt, bundle) == ["linux.resources.blockIO.weight"]
+    # what create itself then says, once it has made the cgroup
+    p = ocirt("create", "--bundle", str(bundle.path), cid)
+    assert p.returncode == 1 and b"linux.resources.blockIO.weight" in p.stderr
