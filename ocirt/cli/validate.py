@@ -11,8 +11,8 @@ FLAGS = [
     Flag("bundle", "str", "", aliases=("b",),
          help="path to the root of the bundle directory, defaults to the current directory"),
     Flag("format", "str", "text", aliases=("f",), help="output format: text or json"),
-    Flag("host", "bool", False,
-         help="also check what this host cannot do for the config (controllers, LSMs, namespaces, ...)"),
+    Flag("host", "bool", False, help="also check what this host cannot do for the config "
+                                     "(controllers, LSMs, namespaces, ...)"),
     common.HELP,
 ]
 

@@ -2,11 +2,13 @@
 
 `create` stops at the first problem (it must fail fast and cheaply); this module keeps going:
 all JSON-Schema violations of config.json (jsonschema over specs/, with its full error
-iteration, imported only when the generated validator finds any), every semantic rule (the same generators create raises the first of), fields
-ocirt does not implement, the rootfs and the program to run; with `host=True`, also what this
-host cannot do for the config, found by the very checks create runs before its first side
-effect (NUMA nodes and CPUs online, network devices present, ...) plus a few host facts
-(namespaces, capability bounding set).
+iteration, imported only when the generated validator finds any), every semantic rule (the
+generators create raises the first of), fields ocirt does not implement, the rootfs, the
+program to run, and everything create's own mount-plan and process checks find; with
+`host=True`, also what this host cannot do for the config: the checks create runs before its
+first side effect that depend on the host (cgroup controllers, NUMA nodes and CPUs online,
+network devices present, LSMs) plus a few host facts (namespaces, cgroup v1 files, the
+capability bounding set).
 """
 
 from __future__ import annotations

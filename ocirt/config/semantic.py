@@ -2,8 +2,9 @@
 
 They run after the schema passed, so every field has the right JSON type here. Each rule yields
 a ConfigError naming the JSON path of the offending field: `create` raises the first one and
-stops (the generators do no work past it), `ocirt validate` collects them all. Rules that only the host can decide
-(does the namespace file exist, is the controller there) belong to the code that applies them.
+stops (the generators do no work past it), `ocirt validate` collects them all. Rules that only
+the host can decide (does the namespace file exist, is the controller there) belong to the code
+that applies them.
 """
 
 from __future__ import annotations

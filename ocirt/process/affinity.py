@@ -2,11 +2,11 @@
 
 runtime-spec 1.3: `initial` is for the runtime's process that enters the container, before it
 moves into the container's cgroup; `final` is for the user's process, after that move. If
-`final` is omitted the process gets the affinity of the container's cgroup (a cpuset move
-may reset it to its CPUs, but this kernel keeps an affinity that is a subset): like runc, the
-runtime then resets it to the CPUs of the container's cpuset, so an `initial` meant for the
-runtime's work never sticks to the user's process. The setting "is not applicable to the container's init process", so
-create and run only check it (it is the default of every `exec` without --process).
+`final` is omitted the process gets the CPUs of the container's cgroup: a cpuset move may
+keep an affinity that is a subset, so (like runc) the runtime resets it, and an `initial`
+meant for the runtime's work never sticks to the user's process. The setting "is not
+applicable to the container's init process", so create and run only check it (it is the
+default of every `exec` without --process).
 """
 
 from __future__ import annotations

@@ -59,8 +59,8 @@ from ocirt.security import lsm as _lsm
 # ocirt.security.seccomp (the largest of these) is imported by prepare() only when the config
 # has a filter; apply_seccomp() runs only then, in a process forked after that import.
 
-__all__ = ["Prepared", "prepare", "apply_early", "apply_final_affinity", "apply_user", "apply_caps", "apply_seccomp",
-           "send_seccomp_listener", "send_listener"]
+__all__ = ["Prepared", "prepare", "apply_early", "apply_final_affinity", "apply_user",
+           "apply_caps", "apply_seccomp", "send_seccomp_listener", "send_listener"]
 
 
 class Prepared:

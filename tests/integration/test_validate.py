@@ -55,8 +55,9 @@ def test_every_semantic_problem_is_reported(ocirt, bundle) -> None:
     code, problems = _validate(ocirt, bundle)
     assert code == 1
     n = len(bundle.config["process"]["env"])
+    last_ns = len(bundle.config["linux"]["namespaces"]) - 1
     assert _paths(problems) == [f"process.env[{n - 2}]", f"process.env[{n - 1}]",
-                                f"linux.namespaces[{len(bundle.config['linux']['namespaces']) - 1}].type",
+                                f"linux.namespaces[{last_ns}].type",
                                 'linux.sysctl["kernel.hostname"]']
 
 
@@ -78,8 +79,8 @@ def test_warnings_alone_do_not_fail(ocirt, bundle) -> None:
     bundle.write()
     code, problems = _validate(ocirt, bundle)
     assert code == 0
-    assert _paths(problems, "warning") == [
-        f"process.capabilities.bounding[{len(bundle.config['process']['capabilities']['bounding']) - 1}]"]
+    last = len(bundle.config["process"]["capabilities"]["bounding"]) - 1
+    assert _paths(problems, "warning") == [f"process.capabilities.bounding[{last}]"]
 
 
 def test_missing_rootfs_is_an_error(ocirt, bundle) -> None:
