@@ -70,12 +70,12 @@ def _exec(launch: ExecLaunch, sync: Sync) -> None:
         _console(launch)
     prep = launch.security
     security.apply_early(prep)
-    security.apply_final_affinity(prep)
     security.apply_user(prep, process.get("user") or {})
     standard._enter_cwd(process.get("cwd") or "/")
     env = standard._environment(process, launch.extra_env)
     path = standard.lookup_executable(process["args"][0], env.get("PATH"))
     security.apply_caps(prep)
+    security.apply_final_affinity(prep)     # the caller's own: needs no capability
     keep = {0, 1, 2, sync.fileno()}
     keep.update(range(3, 3 + launch.preserve_fds))
     keep.update(logger.child_fds())
