@@ -86,3 +86,7 @@ class ExecFailed(OcirtError):
     """`ocirt exec` could not start its process: runc exits 255 then."""
 
     exit_code = 255
+
+
+class DependencyError(OcirtError):
+    """A feature needs a package that is not installed."""

@@ -29,8 +29,10 @@ def document() -> dict:
     linux["cgroup"] = {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
                        "rdma": True}
     linux["intelRdt"] = {"enabled": False}
+    from ocirt.process.mempolicy import FLAGS, MODES
+    linux["memoryPolicy"] = {"modes": list(MODES), "flags": list(FLAGS)}
     linux["mountExtensions"] = {"idmap": {"enabled": True}}
-    linux["netDevices"] = {"enabled": False}
+    linux["netDevices"] = {"enabled": True}
     annotations = {"io.github.ocirt.version": __version__}
     lsv = libseccomp_version()
     if lsv:

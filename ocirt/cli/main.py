@@ -44,6 +44,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "update": ("update", "update container resource constraints"),
     "spec": ("spec", "create a new specification file"),
     "features": ("features", "show the enabled features"),
+    "validate": ("validate", "check a bundle and report every problem of its configuration"),
 }
 
 

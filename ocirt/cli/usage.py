@@ -78,6 +78,16 @@ PAGES: dict[str, tuple[str, str]] = {
     "features": ("",
                  "The features command prints the OCI features document of this runtime, as\n"
                  "JSON."),
+    "validate": ("",
+                 "The validate command checks a bundle without creating anything and reports\n"
+                 "every problem at once, one line each with the JSON path of the field: schema\n"
+                 "violations of config.json, the rules a schema cannot express, fields ocirt does\n"
+                 "not implement, a missing rootfs and a program not found in it. With --host it\n"
+                 "also reports what this host cannot do for the config (cgroup controllers and\n"
+                 "files, AppArmor/SELinux, namespaces, NUMA nodes, CPUs, network devices,\n"
+                 "capabilities outside the bounding set). Exit status 1 when any problem is an\n"
+                 "error; warnings do not fail.\n\n"
+                 "       # ocirt validate --bundle /mycontainer --format json"),
 }
 
 

@@ -1,8 +1,10 @@
 """Rules of runtime-spec 1.3.0 (and of runc's validator) that a JSON Schema cannot express.
 
-They run after the schema passed, so every field has the right JSON type here. Each rule raises
-ConfigError naming the JSON path of the offending field. Rules that only the host can decide
-(does the namespace file exist, is the controller there) belong to the code that applies them.
+They run after the schema passed, so every field has the right JSON type here. Each rule yields
+a ConfigError naming the JSON path of the offending field: `create` raises the first one and
+stops (the generators do no work past it), `ocirt validate` collects them all. Rules that only
+the host can decide (does the namespace file exist, is the controller there) belong to the code
+that applies them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from ocirt.features_data import CAPABILITIES  # by capability number
 # `typing` alone costs ~5 ms to import, more than validating a config: keep it out of run time.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Iterable, Optional, Union
+    from typing import Any, Iterable, Iterator, Optional, Union
 
     PathPart = Union[str, int]
     Parts = tuple[PathPart, ...]
@@ -104,6 +106,22 @@ def parse_id_list(text: str) -> Optional[list[tuple[int, int]]]:
     return ranges
 
 
+def id_set(text: str) -> set[int]:
+    """The ids of a list in that format ("0-3,7" -> {0, 1, 2, 3, 7}); nothing if malformed."""
+    return {n for lo, hi in parse_id_list(text) or () for n in range(lo, hi + 1)}
+
+
+def format_id_list(ids: Iterable[int]) -> str:
+    """The inverse of id_set: {0, 1, 2, 3, 7} -> "0-3,7"."""
+    ranges: list[list[int]] = []
+    for n in sorted(ids):
+        if ranges and ranges[-1][1] == n - 1:
+            ranges[-1][1] = n
+        else:
+            ranges.append([n, n])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges)
+
+
 def _is_abs(p: str) -> bool:
     return p.startswith("/")
 
@@ -115,246 +133,258 @@ def _has_dotdot(p: str) -> bool:
 # -- config ------------------------------------------------------------------------------------
 
 def check_config(doc: dict[str, Any], source: str = "config.json") -> None:
+    """Raise the first problem of config_problems()."""
+    for problem in config_problems(doc, source):
+        raise problem
+
+
+def config_problems(doc: dict[str, Any], source: str = "config.json") -> Iterator[ConfigError]:
+    """Every semantic problem of a schema-valid config, in document order."""
     c = _Checker(source)
     root = doc.get("root")
     if root is not None and not root["path"]:
-        raise c.fail(("root", "path"), "must not be empty")
+        yield c.fail(("root", "path"), "must not be empty")
     for i, m in enumerate(doc.get("mounts", ())):
-        _check_mount(c, m, ("mounts", i))
+        yield from _check_mount(c, m, ("mounts", i))
     proc = doc.get("process")
     if proc is not None:
-        _check_process(c, proc, ("process",))
+        yield from _check_process(c, proc, ("process",))
     for kind, hooks in doc.get("hooks", {}).items():
         if type(hooks) is not list:  # an unknown hook kind: tolerated, not ours to judge
             continue
         for i, h in enumerate(hooks):
             if type(h) is dict and type(h.get("path")) is str and not _is_abs(h["path"]):
-                raise c.fail(("hooks", kind, i, "path"), f"{h['path']!r} is not an absolute path")
+                yield c.fail(("hooks", kind, i, "path"), f"{h['path']!r} is not an absolute path")
     for key in doc.get("annotations", {}):
         if not key:
-            raise c.fail(("annotations",), "keys must not be empty")
-    _check_linux(c, doc, doc.get("linux", {}))
+            yield c.fail(("annotations",), "keys must not be empty")
+    yield from _check_linux(c, doc, doc.get("linux", {}))
 
 
 def check_process(proc: dict[str, Any], prefix: Parts = ("process",),
                   source: str = "config.json") -> None:
-    _check_process(_Checker(source), proc, prefix)
+    for problem in _check_process(_Checker(source), proc, prefix):
+        raise problem
 
 
-def _check_mount(c: _Checker, m: dict[str, Any], at: Parts) -> None:
+def _check_mount(c: _Checker, m: dict[str, Any], at: Parts) -> Iterator[ConfigError]:
     dest = m["destination"]
     # runtime-spec 1.2 allows a relative destination (deprecated) and defines it as relative to
     # "/": accept it silently, as the spec asks; only an empty one names nothing.
     if not dest:
-        raise c.fail(at + ("destination",), "must not be empty")
+        yield c.fail(at + ("destination",), "must not be empty")
     for field in ("destination", "source", "type"):
         if "\0" in m.get(field, ""):
-            raise c.fail(at + (field,), "contains a NUL byte")
+            yield c.fail(at + (field,), "contains a NUL byte")
     for j, opt in enumerate(m.get("options", ())):
         if "\0" in opt:
-            raise c.fail(at + ("options", j), "contains a NUL byte")
+            yield c.fail(at + ("options", j), "contains a NUL byte")
     has_uid, has_gid = "uidMappings" in m, "gidMappings" in m
     if has_uid != has_gid:
         missing = "gidMappings" if has_uid else "uidMappings"
-        raise c.fail(at + (missing,), "is required when "
+        yield c.fail(at + (missing,), "is required when "
                      + ("uidMappings" if has_uid else "gidMappings") + " is set (id-mapped mount)")
     for field in ("uidMappings", "gidMappings"):
-        _check_mappings(c, m.get(field, ()), at + (field,))
+        yield from _check_mappings(c, m.get(field, ()), at + (field,))
 
 
-def _check_mappings(c: _Checker, maps: list[dict[str, int]], at: Parts) -> None:
+def _check_mappings(c: _Checker, maps: list[dict[str, int]], at: Parts) -> Iterator[ConfigError]:
     for i, mp in enumerate(maps):
         if mp["size"] < 1:
-            raise c.fail(at + (i, "size"), "must be at least 1")
+            yield c.fail(at + (i, "size"), "must be at least 1")
         for f in ("containerID", "hostID"):
             if mp[f] + mp["size"] > 1 << 32:
-                raise c.fail(at + (i,), f"{f} + size exceeds the 32-bit id space")
+                yield c.fail(at + (i,), f"{f} + size exceeds the 32-bit id space")
 
 
-def _check_process(c: _Checker, p: dict[str, Any], at: Parts) -> None:
+def _check_process(c: _Checker, p: dict[str, Any], at: Parts) -> Iterator[ConfigError]:
     cwd = p["cwd"]
     if not _is_abs(cwd):
-        raise c.fail(at + ("cwd",), f"{cwd!r} is not an absolute path")
-    if "\0" in cwd:
-        raise c.fail(at + ("cwd",), "contains a NUL byte")
+        yield c.fail(at + ("cwd",), f"{cwd!r} is not an absolute path")
+    elif "\0" in cwd:
+        yield c.fail(at + ("cwd",), "contains a NUL byte")
     args = p.get("args")
     if args:
         if not args[0]:
-            raise c.fail(at + ("args", 0), "must not be empty: it names the program to run")
+            yield c.fail(at + ("args", 0), "must not be empty: it names the program to run")
         for i, a in enumerate(args):
             if "\0" in a:
-                raise c.fail(at + ("args", i), "contains a NUL byte")
+                yield c.fail(at + ("args", i), "contains a NUL byte")
     for i, kv in enumerate(p.get("env", ())):
         name, eq, _ = kv.partition("=")
         if not eq:
-            raise c.fail(at + ("env", i), f"{kv!r} is not of the form NAME=value")
-        if not name:
-            raise c.fail(at + ("env", i), f"{kv!r} has an empty variable name")
-        if "\0" in kv:
-            raise c.fail(at + ("env", i), "contains a NUL byte")
+            yield c.fail(at + ("env", i), f"{kv!r} is not of the form NAME=value")
+        elif not name:
+            yield c.fail(at + ("env", i), f"{kv!r} has an empty variable name")
+        elif "\0" in kv:
+            yield c.fail(at + ("env", i), "contains a NUL byte")
     seen: dict[str, int] = {}
     for i, rl in enumerate(p.get("rlimits", ())):
         t = rl["type"]
         if t not in RLIMITS:
-            raise c.fail(at + ("rlimits", i, "type"), f"unknown rlimit type {t!r}")
-        if t in seen:
-            raise c.fail(at + ("rlimits", i, "type"),
+            yield c.fail(at + ("rlimits", i, "type"), f"unknown rlimit type {t!r}")
+        elif t in seen:
+            yield c.fail(at + ("rlimits", i, "type"),
                          f"duplicate rlimit type {t!r} (first at {format_path(at + ('rlimits', seen[t]))})")
         seen[t] = i
         if rl["soft"] > rl["hard"]:
-            raise c.fail(at + ("rlimits", i), f"soft limit {rl['soft']} is greater than hard limit {rl['hard']}")
+            yield c.fail(at + ("rlimits", i), f"soft limit {rl['soft']} is greater than hard limit {rl['hard']}")
     sched = p.get("scheduler")
     if sched is not None:
-        _check_scheduler(c, sched, at + ("scheduler",))
+        yield from _check_scheduler(c, sched, at + ("scheduler",))
     aff = p.get("execCPUAffinity", {})
     for f in ("initial", "final"):
         if f in aff and parse_id_list(aff[f]) is None:
-            raise c.fail(at + ("execCPUAffinity", f),
+            yield c.fail(at + ("execCPUAffinity", f),
                          f"{aff[f]!r} is not a CPU list such as '0-3,7'")
 
 
-def _check_scheduler(c: _Checker, s: dict[str, Any], at: Parts) -> None:
+def _check_scheduler(c: _Checker, s: dict[str, Any], at: Parts) -> Iterator[ConfigError]:
     # Rules of sched_setattr(2), as runc checks them before the kernel would refuse.
     policy = s["policy"]
     if policy in ("SCHED_OTHER", "SCHED_BATCH") and not -20 <= s.get("nice", 0) <= 19:
-        raise c.fail(at + ("nice",), f"{s['nice']} is outside -20..19 for {policy}")
+        yield c.fail(at + ("nice",), f"{s['nice']} is outside -20..19 for {policy}")
     if policy in ("SCHED_FIFO", "SCHED_RR"):
         if not 1 <= s.get("priority", 0) <= 99:
-            raise c.fail(at + ("priority",), f"{policy} needs a priority in 1..99")
+            yield c.fail(at + ("priority",), f"{policy} needs a priority in 1..99")
     elif s.get("priority", 0) != 0:
-        raise c.fail(at + ("priority",), "can only be set for SCHED_FIFO or SCHED_RR")
+        yield c.fail(at + ("priority",), "can only be set for SCHED_FIFO or SCHED_RR")
     if policy != "SCHED_DEADLINE":
         for f in ("runtime", "deadline", "period"):
             if s.get(f, 0) != 0:
-                raise c.fail(at + (f,), "can only be set for SCHED_DEADLINE")
+                yield c.fail(at + (f,), "can only be set for SCHED_DEADLINE")
 
 
 # -- linux ---------------------------------------------------------------------------------------
 
-def _check_linux(c: _Checker, doc: dict[str, Any], lx: dict[str, Any]) -> None:
+def _check_linux(c: _Checker, doc: dict[str, Any], lx: dict[str, Any]) -> Iterator[ConfigError]:
     at: Parts = ("linux",)
     ns: dict[str, tuple[int, str]] = {}  # type -> (index, path or "")
     for i, n in enumerate(lx.get("namespaces", ())):
         t, path = n["type"], n.get("path", "")
         if t in ns:
-            raise c.fail(at + ("namespaces", i, "type"),
+            yield c.fail(at + ("namespaces", i, "type"),
                          f"duplicate namespace type {t!r} (first at linux.namespaces[{ns[t][0]}])")
+            continue
         if "path" in n and not _is_abs(path):
-            raise c.fail(at + ("namespaces", i, "path"), f"{path!r} is not an absolute path")
+            yield c.fail(at + ("namespaces", i, "path"), f"{path!r} is not an absolute path")
         ns[t] = (i, path)
 
     has_maps = bool(lx.get("uidMappings")) or bool(lx.get("gidMappings"))
     if "user" not in ns:
         if has_maps:
             field = "uidMappings" if lx.get("uidMappings") else "gidMappings"
-            raise c.fail(at + (field,), "is set but there is no user namespace in linux.namespaces")
+            yield c.fail(at + (field,), "is set but there is no user namespace in linux.namespaces")
     elif not ns["user"][1]:
         # A new user namespace without both maps leaves ids unmapped (setgid fails, files
         # show as nobody): refuse it up front. Joining one by path brings its own maps.
         for field in ("uidMappings", "gidMappings"):
             if not lx.get(field):
-                raise c.fail(at + (field,), "is required (non-empty) with a new user namespace")
+                yield c.fail(at + (field,), "is required (non-empty) with a new user namespace")
     for field in ("uidMappings", "gidMappings"):
-        _check_mappings(c, lx.get(field, ()), at + (field,))
+        yield from _check_mappings(c, lx.get(field, ()), at + (field,))
 
     if "timeOffsets" in lx:
         if "time" not in ns:
-            raise c.fail(at + ("timeOffsets",), "needs a new time namespace in linux.namespaces")
+            yield c.fail(at + ("timeOffsets",), "needs a new time namespace in linux.namespaces")
         if ns["time"][1]:
-            raise c.fail(at + ("timeOffsets",), "cannot be set when joining a time namespace by path")
+            yield c.fail(at + ("timeOffsets",), "cannot be set when joining a time namespace by path")
         for clock, off in lx["timeOffsets"].items():
             if type(off) is dict and off.get("nanosecs", 0) > 999_999_999:
-                raise c.fail(at + ("timeOffsets", clock, "nanosecs"), "must be less than 1000000000")
+                yield c.fail(at + ("timeOffsets", clock, "nanosecs"), "must be less than 1000000000")
 
     for field in ("hostname", "domainname"):
         if doc.get(field) and "uts" not in ns:
-            raise c.fail((field,), "needs a uts namespace in linux.namespaces")
+            yield c.fail((field,), "needs a uts namespace in linux.namespaces")
 
     for field in ("maskedPaths", "readonlyPaths"):
         paths = lx.get(field, ())
         for i, p in enumerate(paths):
             if not _is_abs(p):
-                raise c.fail(at + (field, i), f"{p!r} is not an absolute path")
+                yield c.fail(at + (field, i), f"{p!r} is not an absolute path")
         if paths and "mount" not in ns:
-            raise c.fail(at + (field,), "needs a mount namespace in linux.namespaces")
+            yield c.fail(at + (field,), "needs a mount namespace in linux.namespaces")
     # Without a mount namespace the rootfs is a directory of the runtime's namespace: making
     # it read-only, or changing its propagation, would change the host's mounts.
     if "mount" not in ns:
         if type(doc.get("root")) is dict and doc["root"].get("readonly"):
-            raise c.fail(("root", "readonly"), "needs a mount namespace in linux.namespaces")
+            yield c.fail(("root", "readonly"), "needs a mount namespace in linux.namespaces")
         if lx.get("rootfsPropagation"):
-            raise c.fail(at + ("rootfsPropagation",),
+            yield c.fail(at + ("rootfsPropagation",),
                          "needs a mount namespace in linux.namespaces")
 
     for key in lx.get("sysctl", {}):
-        _check_sysctl(c, key, ns, at + ("sysctl", key))
+        yield from _check_sysctl(c, key, ns, at + ("sysctl", key))
 
     for i, d in enumerate(lx.get("devices", ())):
         path = d["path"]
         if not _is_abs(path) or _has_dotdot(path) or "\0" in path:
-            raise c.fail(at + ("devices", i, "path"),
+            yield c.fail(at + ("devices", i, "path"),
                          f"{path!r} must be an absolute path without '..' components")
         if d["type"] != "p":
             for f in ("major", "minor"):
                 if f not in d:
-                    raise c.fail(at + ("devices", i, f), f"is required for a device of type {d['type']!r}")
+                    yield c.fail(at + ("devices", i, f), f"is required for a device of type {d['type']!r}")
 
     for name, nd in lx.get("netDevices", {}).items():
         if not _valid_ifname(name):
-            raise c.fail(at + ("netDevices", name), f"{name!r} is not a valid network device name")
+            yield c.fail(at + ("netDevices", name), f"{name!r} is not a valid network device name")
         new = nd.get("name", "")
         if new and not _valid_ifname(new):
-            raise c.fail(at + ("netDevices", name, "name"), f"{new!r} is not a valid network device name")
+            yield c.fail(at + ("netDevices", name, "name"), f"{new!r} is not a valid network device name")
     if lx.get("netDevices") and "network" not in ns:
-        raise c.fail(at + ("netDevices",), "needs a network namespace in linux.namespaces")
+        yield c.fail(at + ("netDevices",), "needs a network namespace in linux.namespaces")
 
     cgpath = lx.get("cgroupsPath", "")
     if _has_dotdot(cgpath) or "\0" in cgpath:
-        raise c.fail(at + ("cgroupsPath",), f"{cgpath!r} must not contain '..' components")
+        yield c.fail(at + ("cgroupsPath",), f"{cgpath!r} must not contain '..' components")
 
     if "resources" in lx:
-        _check_resources(c, lx["resources"], at + ("resources",))
+        yield from _check_resources(c, lx["resources"], at + ("resources",))
     if "seccomp" in lx:
-        _check_seccomp(c, lx["seccomp"], at + ("seccomp",))
+        yield from _check_seccomp(c, lx["seccomp"], at + ("seccomp",))
     if "intelRdt" in lx:
-        _check_intel_rdt(c, lx["intelRdt"], at + ("intelRdt",))
+        yield from _check_intel_rdt(c, lx["intelRdt"], at + ("intelRdt",))
     if "memoryPolicy" in lx:
-        _check_memory_policy(c, lx["memoryPolicy"], at + ("memoryPolicy",))
+        yield from _check_memory_policy(c, lx["memoryPolicy"], at + ("memoryPolicy",))
 
 
-def _check_sysctl(c: _Checker, key: str, ns: dict[str, tuple[int, str]], at: Parts) -> None:
+def _check_sysctl(c: _Checker, key: str, ns: dict[str, tuple[int, str]],
+                  at: Parts) -> Iterator[ConfigError]:
     # /proc/sys is only partly namespaced: allow what the container's own namespaces cover
     # (SECURITY.md rule 14, runc's validator), refuse anything that would change the host.
     try:
         name = sysctl_path(key).translate(_DOT_SLASH)
     except ValueError as e:
-        raise c.fail(at, str(e)) from None
+        yield c.fail(at, str(e))
+        return
     if name in _IPC_SYSCTLS or name.startswith("fs.mqueue."):
         if "ipc" not in ns:
-            raise c.fail(at, f"sysctl {key!r} is not allowed in the host's ipc namespace")
+            yield c.fail(at, f"sysctl {key!r} is not allowed in the host's ipc namespace")
     elif name.startswith("net."):
         if "network" not in ns:
-            raise c.fail(at, f"sysctl {key!r} is not allowed in the host's network namespace")
+            yield c.fail(at, f"sysctl {key!r} is not allowed in the host's network namespace")
         idx, path = ns["network"]
         if path:
             try:
                 a, b = os.stat("/proc/self/ns/net"), os.stat(path)
             except OSError as e:
-                raise c.fail(("linux", "namespaces", idx, "path"),
-                             f"cannot check network namespace {path!r}: {e.strerror}") from None
+                yield c.fail(("linux", "namespaces", idx, "path"),
+                             f"cannot check network namespace {path!r}: {e.strerror}")
+                return
             if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
-                raise c.fail(at, f"sysctl {key!r} is not allowed in the host's network namespace")
+                yield c.fail(at, f"sysctl {key!r} is not allowed in the host's network namespace")
     elif name == "kernel.domainname":
         if "uts" not in ns:
-            raise c.fail(at, f"sysctl {key!r} is not allowed in the host's uts namespace")
+            yield c.fail(at, f"sysctl {key!r} is not allowed in the host's uts namespace")
     elif name == "kernel.hostname":
-        raise c.fail(at, f"sysctl {key!r} is not allowed: set the 'hostname' field instead")
+        yield c.fail(at, f"sysctl {key!r} is not allowed: set the 'hostname' field instead")
     elif name.startswith("user."):
         # ucounts in the initial user namespace would limit every process of the host.
         if "user" not in ns:
-            raise c.fail(at, f"sysctl {key!r} is not allowed without a user namespace")
+            yield c.fail(at, f"sysctl {key!r} is not allowed without a user namespace")
     else:
-        raise c.fail(at, f"sysctl {key!r} is not in a separate kernel namespace")
+        yield c.fail(at, f"sysctl {key!r} is not in a separate kernel namespace")
 
 
 def _valid_ifname(name: str) -> bool:
@@ -363,73 +393,74 @@ def _valid_ifname(name: str) -> bool:
             and not any(ch in "/:" or ch.isspace() for ch in name))
 
 
-def _check_resources(c: _Checker, r: dict[str, Any], at: Parts) -> None:
+def _check_resources(c: _Checker, r: dict[str, Any], at: Parts) -> Iterator[ConfigError]:
     for i, wd in enumerate(r.get("blockIO", {}).get("weightDevice", ())):
         if "weight" not in wd and "leafWeight" not in wd:
-            raise c.fail(at + ("blockIO", "weightDevice", i), "needs weight or leafWeight")
+            yield c.fail(at + ("blockIO", "weightDevice", i), "needs weight or leafWeight")
     for dev, lim in r.get("rdma", {}).items():
         if "hcaHandles" not in lim and "hcaObjects" not in lim:
-            raise c.fail(at + ("rdma", dev), "needs hcaHandles or hcaObjects")
+            yield c.fail(at + ("rdma", dev), "needs hcaHandles or hcaObjects")
     if r.get("unified"):
         # Keys are resource files inside the container's cgroup directory (not cgroup.procs).
         from ocirt.cgroups.controllers.unified import key_problem
         for key in r["unified"]:
             problem = key_problem(key)
             if problem is not None:
-                raise c.fail(at + ("unified", key), problem)
+                yield c.fail(at + ("unified", key), problem)
 
 
-def _check_seccomp(c: _Checker, s: dict[str, Any], at: Parts) -> None:
+def _check_seccomp(c: _Checker, s: dict[str, Any], at: Parts) -> Iterator[ConfigError]:
     default = s["defaultAction"]
     if default == "SCMP_ACT_NOTIFY":
-        raise c.fail(at + ("defaultAction",), "SCMP_ACT_NOTIFY cannot be the default action")
+        yield c.fail(at + ("defaultAction",), "SCMP_ACT_NOTIFY cannot be the default action")
     if "defaultErrnoRet" in s and default not in _ERRNO_ACTIONS:
-        raise c.fail(at + ("defaultErrnoRet",), f"is not allowed with defaultAction {default}")
+        yield c.fail(at + ("defaultErrnoRet",), f"is not allowed with defaultAction {default}")
     listener = s.get("listenerPath", "")
     if "listenerMetadata" in s and not listener:
-        raise c.fail(at + ("listenerMetadata",), "must not be set without listenerPath")
+        yield c.fail(at + ("listenerMetadata",), "must not be set without listenerPath")
     for i, rule in enumerate(s.get("syscalls", ())):
         action = rule["action"]
         if "errnoRet" in rule and action not in _ERRNO_ACTIONS:
-            raise c.fail(at + ("syscalls", i, "errnoRet"), f"is not allowed with action {action}")
+            yield c.fail(at + ("syscalls", i, "errnoRet"), f"is not allowed with action {action}")
         if action == "SCMP_ACT_NOTIFY":
             if not listener:
-                raise c.fail(at + ("syscalls", i, "action"), "SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath")
+                yield c.fail(at + ("syscalls", i, "action"), "SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath")
             if "write" in rule["names"]:
                 # The runtime itself writes while it passes the notify fd on: it would hang.
-                raise c.fail(at + ("syscalls", i, "names"), "SCMP_ACT_NOTIFY cannot be used for the write syscall")
+                yield c.fail(at + ("syscalls", i, "names"), "SCMP_ACT_NOTIFY cannot be used for the write syscall")
         for j, name in enumerate(rule["names"]):
             if not name:
-                raise c.fail(at + ("syscalls", i, "names", j), "must not be empty")
+                yield c.fail(at + ("syscalls", i, "names", j), "must not be empty")
         for j, arg in enumerate(rule.get("args", ())):
             if arg["index"] > 5:
-                raise c.fail(at + ("syscalls", i, "args", j, "index"),
+                yield c.fail(at + ("syscalls", i, "args", j, "index"),
                              f"{arg['index']} is out of range: syscalls have 6 arguments (0..5)")
 
 
-def _check_intel_rdt(c: _Checker, rdt: dict[str, Any], at: Parts) -> None:
+def _check_intel_rdt(c: _Checker, rdt: dict[str, Any], at: Parts) -> Iterator[ConfigError]:
     clos = rdt.get("closID")
     if clos is not None and clos != "/" and (clos in ("", ".", "..") or "/" in clos or "\n" in clos):
-        raise c.fail(at + ("closID",), f"{clos!r} is not a valid resctrl group name")
+        yield c.fail(at + ("closID",), f"{clos!r} is not a valid resctrl group name")
     if "\n" in rdt.get("l3CacheSchema", ""):
-        raise c.fail(at + ("l3CacheSchema",), "must not contain newlines")
+        yield c.fail(at + ("l3CacheSchema",), "must not contain newlines")
     for i, line in enumerate(rdt.get("schemata", ())):
         if "\n" in line:
-            raise c.fail(at + ("schemata", i), "must not contain newlines")
+            yield c.fail(at + ("schemata", i), "must not contain newlines")
 
 
-def _check_memory_policy(c: _Checker, mp: dict[str, Any], at: Parts) -> None:
+def _check_memory_policy(c: _Checker, mp: dict[str, Any], at: Parts) -> Iterator[ConfigError]:
     mode = mp["mode"]
     nodes = parse_id_list(mp.get("nodes", ""))
     if nodes is None:
-        raise c.fail(at + ("nodes",), f"{mp['nodes']!r} is not a node list such as '0-3,7'")
+        yield c.fail(at + ("nodes",), f"{mp['nodes']!r} is not a node list such as '0-3,7'")
+        return
     if mode in _MPOL_NO_NODES and nodes:
-        raise c.fail(at + ("nodes",), f"must be empty for {mode}")
+        yield c.fail(at + ("nodes",), f"must be empty for {mode}")
     if mode in _MPOL_NEED_NODES and not nodes:
-        raise c.fail(at + ("nodes",), f"{mode} needs at least one node")
+        yield c.fail(at + ("nodes",), f"{mode} needs at least one node")
     flags = mp.get("flags", ())
     if "MPOL_F_STATIC_NODES" in flags and "MPOL_F_RELATIVE_NODES" in flags:
-        raise c.fail(at + ("flags",), "MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES exclude each other")
+        yield c.fail(at + ("flags",), "MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES exclude each other")
 
 
 # -- warnings ------------------------------------------------------------------------------------

@@ -6,24 +6,31 @@ a config that uses one of these fails at create, naming the field. The README li
 
 from __future__ import annotations
 
+import os
+
 from ocirt.errors import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterator
+
+RESCTRL_INFO = "/sys/fs/resctrl/info"   # there when resctrl is mounted
 
 # JSON path -> why
 UNSUPPORTED = {
     ("linux", "intelRdt"): "Intel RDT (resctrl) is not supported by ocirt",
-    ("linux", "netDevices"): "moving network devices into the container is not supported by ocirt",
-    ("linux", "memoryPolicy"): "NUMA memory policies are not supported by ocirt",
-    ("process", "execCPUAffinity"): "execCPUAffinity is not supported by ocirt",
 }
 
 
 def check(config: dict, source: str = "config.json") -> None:
+    for problem in problems(config, source):
+        raise problem
+
+
+def problems(config: dict, source: str = "config.json") -> Iterator[ConfigError]:
     for (top, key), why in UNSUPPORTED.items():
         section = config.get(top)
         if isinstance(section, dict) and section.get(key) not in (None, {}, []):
-            raise ConfigError(f"{top}.{key}", why, source)
-
-
-def check_process(process: dict, source: str = "process.json") -> None:
-    if process.get("execCPUAffinity") not in (None, {}):
-        raise ConfigError("execCPUAffinity", UNSUPPORTED[("process", "execCPUAffinity")], source)
+            if key == "intelRdt" and not os.path.isdir(RESCTRL_INFO):
+                why += " (and this host has no resctrl filesystem at /sys/fs/resctrl)"
+            yield ConfigError(f"{top}.{key}", why, source)

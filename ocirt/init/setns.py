@@ -80,6 +80,7 @@ def _exec(launch: ExecLaunch, sync: Sync) -> None:
     env = standard._environment(process, launch.extra_env)
     path = standard.lookup_executable(process["args"][0], env.get("PATH"))
     security.apply_caps(prep)
+    security.apply_final_affinity(prep)     # the caller's own: needs no capability
     keep = {0, 1, 2, sync.fileno()}
     keep.update(range(3, 3 + launch.preserve_fds))
     keep.update(logger.child_fds())

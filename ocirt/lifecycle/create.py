@@ -79,8 +79,14 @@ class Undo:
         # (rootfs, config) of a container sharing the runtime's mount namespace, whose
         # mounts are in that namespace
         self.host_mounts: tuple[str, dict] | None = None
+        # (config, fd of the init's network namespace) once linux.netDevices are there
+        self.net_devices: tuple[dict, int] | None = None
 
     def run(self) -> None:
+        if self.net_devices is not None:
+            from ocirt import netdevices
+            netdevices.detach(*self.net_devices)
+            os.close(self.net_devices[1])
         for pid in self.pids:
             try:
                 os.kill(pid, signals.SIGKILL)
@@ -148,6 +154,9 @@ def _check(store: Store, cid: str, opts: Options) -> _Checked:
     logger.debug("config loaded: %s/config.json", bundle)
     from ocirt.config import support
     support.check(config)
+    if (config.get("linux") or {}).get("netDevices"):
+        from ocirt import netdevices
+        netdevices.check(config)
     notify = False
     if os.environ.get("NOTIFY_SOCKET"):
         from ocirt import notify_socket
@@ -339,6 +348,10 @@ def _drive(cid: str, bundle: str, config: dict, sync: Sync, pid1: int, new_ns: s
                     # in the socket, is the one to report.
                     _raise_init_error(sync, init_pid)
                     raise
+            if linux.get("netDevices"):
+                from ocirt import netdevices
+                # moves them back itself if it fails; the fd keeps them until "created"
+                undo.net_devices = (config, netdevices.attach(config, init_pid))
             try:
                 sync.send("cgroup")
             except OSError:

@@ -35,6 +35,10 @@ def delete(store: Store, cid: str, force: bool = False) -> None:
         if status in (machine.RUNNING, machine.PAUSED) and not force:
             raise StateError(f"cannot delete container {cid} that is not stopped: {status}")
         if status != machine.STOPPED:
+            if (c.config.get("linux") or {}).get("netDevices"):
+                # Before the kill: the devices leave with the namespace's last process.
+                from ocirt import netdevices
+                netdevices.detach_from(c.config, c.pid)
             kill_and_wait(c, status == machine.PAUSED)
         destroy(c)
 

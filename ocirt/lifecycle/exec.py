@@ -42,8 +42,6 @@ def execute(store: Store, cid: str, opts: ExecOptions) -> int:
     if status == machine.PAUSED and not opts.ignore_paused:
         raise StateError("cannot exec in a paused container (use --ignore-paused to override)")
     process = opts.process
-    from ocirt.config import support
-    support.check_process(process)
     from ocirt.process import security
     prep = security.prepare(process, c.config.get("linux") or {}, source="process",
                             seccomp_cache=store.seccomp_cache)
@@ -158,9 +156,11 @@ def _spawn(c: Container, launch: setns.ExecLaunch, opts: ExecOptions,
     child.close()
     pid = 0
     try:
+        _initial_affinity(pid1, launch.security)
         cg = c.cgroup()
         if cg is not None:
             cg.add(pid1, cg_paths)
+        _affinity_after_cgroup_move(pid1, launch.security, cg, cg_paths)
         parent.send("cgroup")
         msg, _ = parent.expect("pid")
         pid = msg["pid"]
@@ -184,6 +184,30 @@ def _spawn(c: Container, launch: setns.ExecLaunch, opts: ExecOptions,
         raise
     finally:
         parent.close()
+
+
+def _initial_affinity(pid: int, prep) -> None:
+    """execCPUAffinity.initial: the process that enters the container runs on these CPUs
+    until it moves into the container's cgroup (which may reset them to the cgroup's)."""
+    if prep.cpus_initial is not None:
+        from ocirt.config.semantic import format_id_list
+        from ocirt.log import logger
+        from ocirt.process import affinity
+        affinity.apply(pid, prep.cpus_initial, "initial")
+        logger.debug("exec: initial CPU affinity of %d: %s", pid,
+                     format_id_list(os.sched_getaffinity(pid)))
+
+
+def _affinity_after_cgroup_move(pid: int, prep, cg, cg_paths: dict[str, str] | None) -> None:
+    """Without execCPUAffinity.final, the process leaves `initial` behind: it gets its
+    cgroup's CPUs (runc does the same; the kernel may keep a narrower affinity at the move)."""
+    if prep.cpus_initial is None or prep.cpus_final is not None:
+        return
+    from ocirt.process import affinity
+    cpuset = (cg_paths or {}).get("cpuset") if cg is not None else None
+    route = cg.route("cpuset") if cg is not None else None
+    version, d = (1, cpuset) if cpuset else (route or (1, None))
+    affinity.apply(pid, affinity.cgroup_cpus(d, version), "initial")
 
 
 def _send_listener(c: Container, pid: int, fds: list[int]) -> None:

@@ -340,3 +340,19 @@ def keyring_perm(serial: int) -> int:
 
 def set_keyring_perm(serial: int, perm: int) -> None:
     _sys("keyctl", cabi.c_int(KEYCTL_SETPERM), cabi.c_int(serial), cabi.c_uint(perm))
+
+
+# --- NUMA memory policy -------------------------------------------------------------------
+
+def set_mempolicy(mode: int, nodes: list[int]) -> None:
+    """set_mempolicy(2) for the calling thread (inherited by children, kept across execve).
+    `mode` includes its MPOL_F_* flags; `nodes` are node numbers."""
+    if not nodes:
+        _sys("set_mempolicy", cabi.c_long(mode), cabi.c_void_p(None), cabi.c_ulong(0))
+        return
+    words = max(nodes) // 64 + 1
+    mask = (cabi.c_ulong * words)()
+    for n in nodes:
+        mask[n // 64] |= 1 << (n % 64)
+    # The kernel reads maxnode - 1 bits (a historical off-by-one every caller adds back).
+    _sys("set_mempolicy", cabi.c_long(mode), mask, cabi.c_ulong(words * 64 + 1))

@@ -61,8 +61,8 @@ from ocirt.security import lsm as _lsm
 # ocirt.security.seccomp (the largest of these) is imported by prepare() only when the config
 # has a filter; apply_seccomp() runs only then, in a process forked after that import.
 
-__all__ = ["Prepared", "prepare", "apply_early", "apply_user", "apply_caps", "apply_seccomp",
-           "send_seccomp_listener", "send_listener"]
+__all__ = ["Prepared", "prepare", "apply_early", "apply_final_affinity", "apply_user",
+           "apply_caps", "apply_seccomp", "send_seccomp_listener", "send_listener"]
 
 
 class Prepared:
@@ -70,7 +70,8 @@ class Prepared:
 
     __slots__ = ("source", "caps", "last_cap", "rlimits", "oom_score_adj", "ioprio", "sched",
                  "personality", "apparmor", "selinux", "user", "no_new_privs", "seccomp",
-                 "warnings", "_keep_admin", "_granted")
+                 "mempolicy", "cpus_initial", "cpus_final", "warnings", "_keep_admin",
+                 "_granted")
 
     def __init__(self) -> None:
         self.source = "config.json"
@@ -86,6 +87,9 @@ class Prepared:
         self.user: tuple = (0, 0, (), None)
         self.no_new_privs = False
         self.seccomp = None                      # ocirt.security.seccomp.Filter
+        self.mempolicy: tuple | None = None      # (mode | flags, nodes) for set_mempolicy
+        self.cpus_initial: set[int] | None = None  # execCPUAffinity, for `exec` only
+        self.cpus_final: set[int] | None = None
         self.warnings: list[str] = []            # for the caller to log (runc: logrus.Warn)
         self._keep_admin = False
         self._granted: tuple[int, int, int] = (0, 0, 0)   # (eff, prm, inh) set by apply_caps
@@ -125,6 +129,12 @@ def prepare(process: dict, linux: dict | None, *, source: str = "config.json",
     p.no_new_privs = nnp
     p.apparmor, p.selinux = _lsm.parse(process.get("apparmorProfile"),
                                        process.get("selinuxLabel"), source=source)
+    if linux.get("memoryPolicy"):
+        from ocirt.process import mempolicy as _mempolicy
+        p.mempolicy = _mempolicy.parse(linux["memoryPolicy"], source=source)
+    if process.get("execCPUAffinity"):
+        from ocirt.process import affinity as _affinity
+        p.cpus_initial, p.cpus_final = _affinity.parse(process["execCPUAffinity"], source=source)
     if linux.get("seccomp") is not None:
         from ocirt.security import seccomp as _seccomp
         p.seccomp = _seccomp.compile(linux["seccomp"], source=source, cache_dir=seccomp_cache)
@@ -146,10 +156,20 @@ def apply_early(p: Prepared) -> None:
         _sched.apply(p.sched)
     if p.personality is not None:
         _personality.apply(p.personality)
+    if p.mempolicy is not None:
+        from ocirt.process import mempolicy as _mempolicy   # imported by prepare()
+        _mempolicy.apply(p.mempolicy)
     if p.caps is not None:
         _warn_missing(p, "bounding", p.caps["bounding"], _caps.bounding(),
                       "not in the runtime's bounding set")
         _caps.drop_bounding(p.caps["bounding"], p.last_cap)
+
+
+def apply_final_affinity(p: Prepared) -> None:
+    """execCPUAffinity.final, for an exec'd process now in the container's cgroup."""
+    if p.cpus_final is not None:
+        from ocirt.process import affinity as _affinity   # imported by prepare()
+        _affinity.apply(0, p.cpus_final, "final")
 
 
 def apply_user(p: Prepared, user: dict | None = None) -> None:

@@ -91,9 +91,7 @@ def test_missing_bundle_is_a_clear_error(ocirt, cid, tmp_path):
 
 
 @pytest.mark.parametrize("field,value", [
-    ("netDevices", {"eth9": {"name": "eth9"}}),
     ("intelRdt", {"closID": "x"}),
-    ("memoryPolicy", {"mode": "MPOL_BIND", "nodes": "0"}),
 ])
 def test_unsupported_linux_fields_fail_create_naming_the_field(ocirt, bundle, cid, field, value):
     bundle.config["linux"][field] = value
