@@ -311,14 +311,33 @@ def _every_problem(check: Any, config: dict) -> Iterator[Problem]:
 
 
 def _parse_path(path: str) -> list:
-    """format_path's output back into keys and indexes (keys with dots are not split out:
-    the ones this cuts at never have any)."""
+    """format_path's output back into keys and indexes: dotted identifiers, [i] indexes and
+    ["key"] for keys that are not identifiers (a sysctl name, an annotation)."""
     parts: list = []
-    for piece in path.replace("[", ".[").split("."):
-        if piece.startswith("[") and piece[1:-1].isdigit():
-            parts.append(int(piece[1:-1]))
-        elif piece:
-            parts.append(piece)
+    i, n = 0, len(path)
+    while i < n:
+        c = path[i]
+        if c == ".":
+            i += 1
+        elif path.startswith('["', i):
+            j, key = i + 2, []
+            while j < n and path[j] != '"':
+                if path[j] == "\\" and j + 1 < n:
+                    j += 1
+                key.append(path[j])
+                j += 1
+            parts.append("".join(key))
+            i = j + 2                      # past '"]'
+        elif c == "[":
+            j = path.index("]", i)
+            parts.append(int(path[i + 1:j]))
+            i = j + 1
+        else:
+            j = i
+            while j < n and path[j] not in ".[":
+                j += 1
+            parts.append(path[i:j])
+            i = j
     return parts
 
 
