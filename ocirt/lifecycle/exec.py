@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 
+from ocirt import testpoint
 from ocirt.errors import ContainerNotRunning, ExecFailed, OcirtError, StateError
 from ocirt.init import namespaces as nsmod
 from ocirt.init import setns
 from ocirt.lifecycle.container import Container
 from ocirt.linux import signals
 from ocirt.linux import syscalls as sc
+from ocirt.spawn import preserve
 from ocirt.spawn.sync import Sync, SyncError
 from ocirt.state import machine
 from ocirt.state.store import Store
@@ -51,6 +53,7 @@ def execute(store: Store, cid: str, opts: ExecOptions) -> int:
     for w in process_warnings(process, ("process",)) + prep.warnings:
         logger.warning(w)
     del prep.warnings[:]
+    preserve.check(opts.preserve_fds)
     terminal = bool(process.get("terminal"))
     if terminal and opts.detach and not opts.console_socket:
         raise StateError("cannot allocate tty if ocirt will detach without setting console socket")
@@ -132,11 +135,13 @@ def _spawn(c: Container, launch: setns.ExecLaunch, opts: ExecOptions) -> int:
         setns.intermediate(launch, child)
         os._exit(1)
     child.close()
+    testpoint.reached("exec:forked")
     pid = 0
     try:
         cg = c.cgroup()
         if cg is not None:
             cg.add(pid1)
+        testpoint.reached("exec:joined")
         parent.send("cgroup")
         msg, _ = parent.expect("pid")
         pid = msg["pid"]
