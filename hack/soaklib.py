@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,25 +17,15 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 class Soak:
-    def __init__(self, ocirt: str, root: str, bundle: str, rootfs: str, prefix: str) -> None:
-        self.ocirt = ocirt
-        self.root = root
+    def __init__(self, ocirt, bundle: str, rootfs: str, prefix: str) -> None:
+        self.ocirt = ocirt              # tests/conftest.py's Runner, on its own state root
+        self.root = str(ocirt.root)
         self.bundle = bundle            # its process: `true`
         self.rootfs = rootfs
         self.prefix = prefix            # every container id starts with it
 
     def call(self, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
-        # Files, not pipes: a created container keeps the runtime's stdio open.
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            p = subprocess.run([self.ocirt, "--root", self.root, *args], timeout=120,
-                               stdin=subprocess.DEVNULL, stdout=out, stderr=err, **kw)
-            out.seek(0)
-            err.seek(0)
-            p.stdout, p.stderr = out.read(), err.read()
-        if check and p.returncode != 0:
-            raise RuntimeError(f"ocirt {' '.join(args)} exited {p.returncode}: "
-                               f"{p.stderr.decode(errors='replace')}")
-        return p
+        return self.ocirt(*args, check=check, stdin=subprocess.DEVNULL, timeout=120, **kw)
 
     def status(self, cid: str) -> str:
         import json

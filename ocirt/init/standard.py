@@ -19,6 +19,7 @@ from ocirt import hooks, net
 from ocirt.errors import OcirtError, SetupError
 from ocirt.init import namespaces as nsmod
 from ocirt.linux import syscalls as sc
+from ocirt.linux.signals import SIGKILL
 from ocirt.spawn.sync import Sync
 
 
@@ -67,7 +68,7 @@ def _die_with_parent() -> None:
     """Until the create is complete, a runtime that dies (SIGKILL, a manager's timeout) takes
     its children with it: nothing may be left waiting for a create that will never finish.
     The kernel clears the setting on credential changes, so it is armed again after them."""
-    sc.prctl(sc.PR_SET_PDEATHSIG, 9)
+    sc.prctl(sc.PR_SET_PDEATHSIG, SIGKILL)
 
 
 def _parent_gone(sync: Sync) -> bool:

@@ -91,6 +91,15 @@ def test_create_terminated_cleans_up_and_fails(ocirt, sleeper, cid, point):
     _assert_nothing_left(ocirt, cid, sleeper)
 
 
+def test_run_terminated_during_create_cleans_up_and_fails(ocirt, sleeper, cid):
+    # run forwards signals to the container once it runs; before that, they abort the create
+    p = paused_at(ocirt, "create:joined", "run", "--bundle", str(sleeper.path), cid)
+    p.send_signal(signal.SIGTERM)
+    p.send_signal(signal.SIGCONT)
+    assert p.wait() == 1
+    _assert_nothing_left(ocirt, cid, sleeper)
+
+
 def test_create_interrupted_by_sigint_cleans_up(ocirt, sleeper, cid):
     p = paused_at(ocirt, "create:joined", "create", "--bundle", str(sleeper.path), cid)
     p.send_signal(signal.SIGINT)

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import OCIRT, REPO
+from conftest import REPO
 
 sys.path.insert(0, str(REPO / "hack"))
 from soaklib import Soak, growth, sleeper_bundle  # noqa: E402
@@ -18,7 +18,7 @@ CYCLES = 100
 
 @pytest.fixture
 def soak(ocirt, bundle, tmp_path, cid):
-    return Soak(OCIRT, str(ocirt.root), str(bundle.path), bundle.config["root"]["path"], cid)
+    return Soak(ocirt, str(bundle.path), bundle.config["root"]["path"], cid)
 
 
 def test_lifecycle_cycles_leak_nothing(soak):
