@@ -16,7 +16,7 @@ import subprocess
 import pytest
 
 from ocirt_testlib import (cgroup_dirs_named, host_mounts, paused_at, pids_with_cmdline,
-                           wait_until)
+                           process_state, wait_until)
 
 CREATE_POINTS = ["create:dir", "create:forked", "create:cgroup", "create:joined",
                  "create:created", "create:saved"]
@@ -79,6 +79,30 @@ def test_a_killed_create_can_be_deleted_without_force_and_its_id_reused(ocirt, s
     ocirt.ok("delete", cid)
     ocirt.ok("create", "--bundle", str(sleeper.path), cid)
     assert ocirt.state(cid)["status"] == "created"
+
+
+def test_init_busy_in_a_hook_dies_with_its_create(ocirt, sleeper, cid):
+    # The init is not reading from the runtime while a createContainer hook runs: only its
+    # parent-death signal can end it when the runtime is killed.
+    marker = "987654"
+    sleeper.config["hooks"] = {"createContainer": [{"path": "/bin/sleep",
+                                                    "args": ["sleep", marker]}]}
+    sleeper.write()
+    p = subprocess.Popen(ocirt.cmd("create", "--bundle", str(sleeper.path), cid),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(lambda: pids_with_cmdline(marker) != [], "the hook to run")
+    inits = [pid for pid in pids_with_cmdline(cid) if pid != p.pid]
+    assert inits
+    _kill9(p)
+    try:
+        wait_until(lambda: not any(process_state(pid) not in (None, "Z") for pid in inits),
+                   "the init to die")
+        wait_until(lambda: pids_with_cmdline(marker) == [], "the hook to die")
+    finally:
+        for pid in inits + pids_with_cmdline(marker):     # only if the test failed
+            subprocess.run(["kill", "-9", str(pid)], stderr=subprocess.DEVNULL)
+    ocirt.ok("delete", "--force", cid)
+    _assert_nothing_left(ocirt, cid, sleeper)
 
 
 @pytest.mark.parametrize("point", CREATE_POINTS)
