@@ -52,13 +52,11 @@ class Logger:
         self.format = fmt
         self.debug_enabled = debug
         if self.path is not None:
-            # Opened at once, as runc does: a manager may read the file after any call, and
-            # one that cannot be opened is an error (OSError) before anything else is done.
+            # Opened at once, as runc does: a manager may read the file after any call.
             try:
                 self._open()
             except OSError:
-                self.path = None    # what follows goes to stderr
-                raise
+                pass
 
     def _line(self, level: str, msg: str) -> str:
         if self.format == "json":

@@ -104,11 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     if fmt not in ("text", "json"):
         sys.stderr.write(f"ocirt: invalid log-format: {fmt}\n")
         return 1
-    try:
-        logger.configure(g["log"], fmt, g["debug"])
-    except OSError as e:
-        logger.fatal(f"open {g['log']}: {e.strerror}")
-        return 1
+    logger.configure(g["log"], fmt, g["debug"])
     if g["version"]:
         sys.stdout.write(_version())
         return 0
