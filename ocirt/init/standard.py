@@ -18,8 +18,8 @@ import sys
 from ocirt import hooks, net
 from ocirt.errors import OcirtError, SetupError
 from ocirt.init import namespaces as nsmod
-from ocirt.linux import syscalls as sc
 from ocirt.linux.signals import SIGKILL
+from ocirt.linux import syscalls as sc
 from ocirt.spawn.sync import Sync
 
 
@@ -95,12 +95,12 @@ def close_fds_except(keep: set[int]) -> None:
 
 def intermediate(launch: Launch, sync: Sync) -> None:
     try:
-        # Not dumpable before touching any container namespace (CVE-2016-9962): a container
-        # process must not ptrace us or read our /proc entries.
-        sc.prctl(sc.PR_SET_DUMPABLE, 0)
         _die_with_parent()
         if os.getppid() != launch.runtime_pid:
             os._exit(1)             # the runtime died before we armed it
+        # Not dumpable before touching any container namespace (CVE-2016-9962): a container
+        # process must not ptrace us or read our /proc entries.
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)
         nsmod.join_all(launch.join_fds)
         if "user" in launch.new_ns:
             sc.unshare(sc.CLONE_NEWUSER)

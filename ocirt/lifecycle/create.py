@@ -378,9 +378,9 @@ def _spawn(cid: str, bundle: str, config: dict, plan: object, prep: object, new_
         standard.intermediate(launch, child)
         os._exit(1)
     undo.pids.append(pid1)
-    testpoint.reached("create:forked")
     child.close()
     os.close(fifo_fd)
+    testpoint.reached("create:forked")
     for _kind, fd in join_fds:
         os.close(fd)
     try:

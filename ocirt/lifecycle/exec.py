@@ -45,6 +45,7 @@ def execute(store: Store, cid: str, opts: ExecOptions) -> int:
     process = opts.process
     from ocirt.config import support
     support.check_process(process)
+    preserve.check(opts.preserve_fds)
     from ocirt.process import security
     prep = security.prepare(process, c.config.get("linux") or {}, source="process",
                             seccomp_cache=store.seccomp_cache)
@@ -53,7 +54,6 @@ def execute(store: Store, cid: str, opts: ExecOptions) -> int:
     for w in process_warnings(process, ("process",)) + prep.warnings:
         logger.warning(w)
     del prep.warnings[:]
-    preserve.check(opts.preserve_fds)
     terminal = bool(process.get("terminal"))
     if terminal and opts.detach and not opts.console_socket:
         raise StateError("cannot allocate tty if ocirt will detach without setting console socket")
@@ -141,7 +141,7 @@ def _spawn(c: Container, launch: setns.ExecLaunch, opts: ExecOptions) -> int:
         cg = c.cgroup()
         if cg is not None:
             cg.add(pid1)
-        testpoint.reached("exec:joined")
+        testpoint.reached("exec:joined")     # in the cgroup, not yet told to go on
         parent.send("cgroup")
         msg, _ = parent.expect("pid")
         pid = msg["pid"]
