@@ -124,4 +124,3 @@ def block_device() -> tuple[int, int] | None:
             if len(parts) == 4 and not parts[3].startswith(("loop", "zram", "ram")):
                 return int(parts[0]), int(parts[1])
     return None
-
