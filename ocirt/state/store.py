@@ -1,7 +1,10 @@
 """On-disk container state: <root> 0700, <root>/<id> 0711, state.json 0600 written atomically.
 
 The per-container directory is created with an exclusive mkdir, which is what makes an id unique
-within a root; a flock on that directory serialises concurrent calls on one container.
+within a root; a flock on that directory serialises concurrent calls on one container. create
+holds it from right after the mkdir until it is done, and its first state.json is a "creating"
+record (see state/machine.py); a lock taken on a directory that a delete removed meanwhile
+reports the container as gone.
 """
 
 from __future__ import annotations
@@ -177,10 +180,6 @@ def _write_all(fd: int, data: bytes) -> None:
 # Directories this process holds the lock of: a "creating" record seen under the lock is a
 # create that died (a live one holds the lock until it is done).
 _held: set[str] = set()
-
-
-def holds_lock(path: str) -> bool:
-    return path in _held
 
 
 def create_running(path: str) -> bool:
