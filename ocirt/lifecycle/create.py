@@ -208,14 +208,15 @@ def create(store: Store, cid: str, opts: Options) -> Created:
             store.remove(cid)
             raise
         try:
-            return _create_locked(store, cid, opts, ck)
+            return _create_locked(store, cid, opts, ck, lock.fd)
         finally:
             lock.__exit__()
     finally:
         interrupts.restore()
 
 
-def _create_locked(store: Store, cid: str, opts: Options, ck: "_Checked") -> Created:
+def _create_locked(store: Store, cid: str, opts: Options, ck: "_Checked",
+                   lock_fd: int) -> Created:
     bundle, config, cgroup = ck.bundle, ck.config, ck.cgroup
     undo = Undo(store, cid)
     undo.state_dir = store.dir(cid)
@@ -259,7 +260,8 @@ def _create_locked(store: Store, cid: str, opts: Options, ck: "_Checked") -> Cre
                 raise SetupError(f"failed to connect to console socket {opts.console_socket}: "
                                  f"{e.strerror}") from None
         pid, pid_start, sync = _spawn(cid, bundle, config, ck.plan, ck.prep, ck.new_ns, ck.join,
-                                      fifo, opts, cgroup, ck.resources, console_sock, undo)
+                                      fifo, opts, cgroup, ck.resources, console_sock, undo,
+                                      lock_fd)
         testpoint.reached("create:created")
         del state["creating"]
         state["pid"] = pid
@@ -353,7 +355,7 @@ def _preload(config: dict) -> None:
 
 def _spawn(cid: str, bundle: str, config: dict, plan: object, prep: object, new_ns: set[str],
            join: dict[str, str], fifo: str, opts: Options, cgroup: object, resources: dict,
-           console_sock: object, undo: Undo) -> tuple[int, int, Sync]:
+           console_sock: object, undo: Undo, lock_fd: int) -> tuple[int, int, Sync]:
     # As a subreaper we inherit the init when the intermediate exits, so a failed create can
     # reap it, and `run` can wait for it.
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
@@ -375,6 +377,9 @@ def _spawn(cid: str, bundle: str, config: dict, plan: object, prep: object, new_
     pid1 = os.fork()
     if pid1 == 0:
         parent.close()
+        # The state dir's lock is the create's: held by a child that outlives a killed
+        # create, it would make `state` report "creating" and `delete` wait for that child.
+        os.close(lock_fd)
         standard.intermediate(launch, child)
         os._exit(1)
     undo.pids.append(pid1)

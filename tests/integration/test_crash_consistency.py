@@ -9,6 +9,7 @@ exactly there."""
 from __future__ import annotations
 
 import json
+import os
 import select
 import signal
 import subprocess
@@ -141,6 +142,21 @@ def test_a_live_create_reads_creating(ocirt, sleeper, cid):
         _kill9(p)
 
 
+def test_the_containers_processes_do_not_hold_the_creates_lock(ocirt, sleeper, cid):
+    # Otherwise a killed create would read "creating", and delete wait, until they exit.
+    p = paused_at(ocirt, "create:joined", "create", "--bundle", str(sleeper.path), cid)
+    try:
+        children = [pid for pid in pids_with_cmdline(cid) if pid != p.pid]
+        assert children
+        state_dir = str(ocirt.root / cid)
+        for pid in children:
+            fds = os.listdir(f"/proc/{pid}/fd")
+            assert state_dir not in [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in fds]
+    finally:
+        _kill9(p)
+    ocirt.ok("delete", "--force", cid)
+
+
 def test_start_waiting_for_a_create_that_dies_refuses_it(ocirt, sleeper, cid):
     p = paused_at(ocirt, "create:joined", "create", "--bundle", str(sleeper.path), cid)
     start = subprocess.Popen(ocirt.cmd("start", cid), stderr=subprocess.PIPE)
@@ -174,23 +190,29 @@ def test_run_killed_during_create_leaves_nothing_after_delete(ocirt, sleeper, ci
 @pytest.mark.parametrize("how", ["kill", "term"])
 def test_start_killed_leaves_a_consistent_container(ocirt, sleeper, cid, point, status, how):
     ocirt.ok("create", "--bundle", str(sleeper.path), cid)
-    p = paused_at(ocirt, point, "start", cid)
-    if how == "kill":
-        _kill9(p)
-    else:
-        p.send_signal(signal.SIGTERM)
-        p.send_signal(signal.SIGCONT)
-        p.wait()
+    _end(paused_at(ocirt, point, "start", cid), how)
     assert ocirt.state(cid)["status"] == status
     ocirt.ok("delete", "--force", cid)
     _assert_nothing_left(ocirt, cid, sleeper)
 
 
+def _end(p: subprocess.Popen, how: str) -> None:
+    """SIGKILL, or SIGTERM as a manager's timeout sends it (the runtime is stopped: SIGCONT
+    lets it act on it)."""
+    if how == "kill":
+        _kill9(p)
+        return
+    p.send_signal(signal.SIGTERM)
+    p.send_signal(signal.SIGCONT)
+    p.wait()
+
+
 @pytest.mark.parametrize("point", ["exec:forked", "exec:joined"])
-def test_exec_killed_leaves_no_process_in_the_container(ocirt, sleeper, cid, point):
+@pytest.mark.parametrize("how", ["kill", "term"])
+def test_exec_killed_leaves_no_process_in_the_container(ocirt, sleeper, cid, point, how):
     ocirt.ok("run", "--detach", "--bundle", str(sleeper.path), cid)
     before = ocirt.state(cid)
-    _kill9(paused_at(ocirt, point, "exec", cid, "sleep", "999"))
+    _end(paused_at(ocirt, point, "exec", cid, "sleep", "999"), how)
     # The half-made exec process saw the runtime go (EOF) and exited.
     wait_until(lambda: _container_procs(ocirt, cid) == [before["pid"]],
                "the exec's process to exit")
@@ -204,9 +226,10 @@ def _container_procs(ocirt, cid: str) -> list[int]:
 
 
 @pytest.mark.parametrize("point", ["delete:killed", "delete:cgroup"])
-def test_delete_killed_can_be_finished_by_another_delete(ocirt, sleeper, cid, point):
+@pytest.mark.parametrize("how", ["kill", "term"])
+def test_delete_killed_can_be_finished_by_another_delete(ocirt, sleeper, cid, point, how):
     ocirt.ok("run", "--detach", "--bundle", str(sleeper.path), cid)
-    _kill9(paused_at(ocirt, point, "delete", "--force", cid))
+    _end(paused_at(ocirt, point, "delete", "--force", cid), how)
     assert ocirt.state(cid)["status"] == "stopped"
     assert _listed(ocirt) == {cid: "stopped"}
     ocirt.ok("delete", "--force", cid)
