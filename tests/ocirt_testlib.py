@@ -78,6 +78,39 @@ def pids_with_cmdline(marker: str) -> list[int]:
     return out
 
 
+def wait_until(cond, what: str, deadline: float = 30.0, step: float = 0.02) -> None:
+    """Poll until cond() holds; a generous deadline only turns a hang into a failure."""
+    import time
+    end = time.monotonic() + deadline
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError(f"still waiting for {what} after {deadline:.0f} s")
+        time.sleep(step)
+
+
+def process_state(pid: int) -> str | None:
+    """The state letter of /proc/PID/stat, None once it is gone."""
+    try:
+        data = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    return data[data.rindex(b")") + 2:].split()[0].decode()
+
+
+def paused_at(ocirt, point: str, *args: str, **popen):
+    """Start `ocirt ARGS` with OCIRT_TEST_PAUSE_AT=point and return it (a Popen) once it has
+    stopped itself there."""
+    import subprocess
+    env = dict(os.environ, OCIRT_TEST_PAUSE_AT=point)
+    popen.setdefault("stdout", subprocess.DEVNULL)
+    popen.setdefault("stderr", subprocess.PIPE)
+    p = subprocess.Popen(ocirt.cmd(*args), env=env, **popen)
+    wait_until(lambda: process_state(p.pid) == "T" or p.poll() is not None,
+               f"ocirt {args[0]} to reach {point}")
+    assert p.poll() is None, f"ocirt {args[0]} exited before {point}: {p.stderr.read()!r}"
+    return p
+
+
 def cgroup_mounts() -> tuple[dict[str, str], str | None]:
     """(v1 controller -> mount point, the cgroup2 mount point or None) of this host."""
     v1: dict[str, str] = {}

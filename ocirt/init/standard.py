@@ -19,6 +19,7 @@ from ocirt import hooks, net
 from ocirt.errors import OcirtError, SetupError
 from ocirt.init import namespaces as nsmod
 from ocirt.linux import signals
+from ocirt.linux.signals import SIGKILL
 from ocirt.linux import syscalls as sc
 from ocirt.log import logger
 from ocirt.spawn.sync import Sync
@@ -31,7 +32,8 @@ class Launch:
                  security: object, fifo_fd: int, new_ns: set[str] | None = None,
                  join_fds: list[tuple[str, int]] | None = None, preserve_fds: int = 0,
                  console_fd: int | None = None, no_pivot: bool = False,
-                 extra_env: list[str] | None = None, new_keyring: bool = True) -> None:
+                 extra_env: list[str] | None = None, new_keyring: bool = True,
+                 runtime_pid: int = 0) -> None:
         self.cid = cid
         self.bundle = bundle
         self.config = config
@@ -45,6 +47,7 @@ class Launch:
         self.no_pivot = no_pivot
         self.extra_env = extra_env or []
         self.new_keyring = new_keyring
+        self.runtime_pid = runtime_pid    # the create: we die with it until it is complete
 
 
 def _fail(sync: Sync, exc: BaseException) -> None:
@@ -63,6 +66,22 @@ def _fail(sync: Sync, exc: BaseException) -> None:
     os._exit(1)
 
 
+def _die_with_parent() -> None:
+    """Until the create is complete, a runtime that dies (SIGKILL, a manager's timeout) takes
+    its children with it: nothing may be left waiting for a create that will never finish.
+    The kernel clears the setting on credential changes, so it is armed again after them."""
+    sc.prctl(sc.PR_SET_PDEATHSIG, SIGKILL)
+
+
+def _parent_gone(sync: Sync) -> bool:
+    """Whether the runtime died before our parent-death signal was armed: its end of the
+    socket is closed then (getppid cannot tell from inside a new pid namespace)."""
+    try:
+        return sync.peek_eof()
+    except OSError:
+        return True
+
+
 def close_fds_except(keep: set[int]) -> None:
     """Close every fd not in `keep`: nothing of the runtime may leak into the container
     (CVE-2024-21626)."""
@@ -78,6 +97,9 @@ def close_fds_except(keep: set[int]) -> None:
 
 def intermediate(launch: Launch, sync: Sync) -> None:
     try:
+        _die_with_parent()
+        if os.getppid() != launch.runtime_pid:
+            os._exit(1)             # the runtime died before we armed it
         # Not dumpable before touching any container namespace (CVE-2016-9962): a container
         # process must not ptrace us or read our /proc entries.
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
@@ -96,6 +118,7 @@ def intermediate(launch: Launch, sync: Sync) -> None:
             sc.prctl(sc.PR_SET_DUMPABLE, 0)
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
+            _die_with_parent()
         # The cgroup namespace is created by the init once the runtime has moved it into the
         # container's cgroup, so that its root is that cgroup (see _join_cgroup).
         flags = nsmod.unshare_flags(launch.new_ns, exclude=("user", "cgroup"))
@@ -177,6 +200,10 @@ def _setup(launch: Launch, sync: Sync) -> None:
     def join_cgroup() -> None:
         if not joined:
             sync.expect("cgroup")
+            # The intermediate is gone now: our parent is the runtime.
+            _die_with_parent()
+            if _parent_gone(sync):
+                os._exit(1)
             if "cgroup" in new:
                 sc.unshare(sc.CLONE_NEWCGROUP)
             joined.append(True)
@@ -232,6 +259,7 @@ def _setup(launch: Launch, sync: Sync) -> None:
     cwd = process["cwd"]
     entered = chdir_privileged(cwd)
     security.apply_user(prep, process.get("user") or {})
+    _die_with_parent()
     enter_cwd(cwd, again=not entered)
     env = _environment(process, launch.extra_env)
     path = lookup_executable(process["args"][0], env.get("PATH"))
@@ -299,6 +327,10 @@ def _announce_and_wait(launch: Launch, sync: Sync, prep: object,
     sync.send("created", fds=[listener] if listener is not None else [], warnings=warnings)
     if listener is not None:
         os.close(listener)
+    # The runtime saves the state and says "go": from then on the container outlives it (and
+    # waits for `start` however long that takes); EOF instead means it died before.
+    sync.expect("go")
+    sc.prctl(sc.PR_SET_PDEATHSIG, 0)
     sync.close()
     # The O_PATH handle was opened on the host before pivot_root; reopening it through
     # /proc/self/fd gives a real FIFO end without any path into the host filesystem.

@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import time
 
-from ocirt import OCI_VERSION, hooks
-from ocirt.errors import CgroupError, OcirtError, SetupError
+from ocirt import OCI_VERSION, hooks, testpoint
+from ocirt.errors import CgroupError, ContainerNotFound, OcirtError, SetupError, StateError
 from ocirt.init import namespaces as nsmod
 from ocirt.init import standard
 from ocirt.linux import signals
@@ -149,6 +149,12 @@ def _check(store: Store, cid: str, opts: Options) -> _Checked:
     """Load, validate and compile everything, with no side effect on the system: a bad config
     fails here, before anything exists that would need undoing."""
     validate_id(cid)
+    listen = os.environ.get("LISTEN_FDS")
+    if opts.preserve_fds or listen:
+        from ocirt.spawn import preserve
+        preserve.check(opts.preserve_fds)
+        if listen and listen.isdigit():
+            preserve.check(int(listen), "LISTEN_FDS")
     from ocirt.config.load import load_bundle
     bundle, config = load_bundle(opts.bundle)
     logger.debug("config loaded: %s/config.json", bundle)
@@ -205,53 +211,85 @@ def _check(store: Store, cid: str, opts: Options) -> _Checked:
 
 def create(store: Store, cid: str, opts: Options) -> Created:
     ck = _check(store, cid, opts)
+    interrupts = _Interrupts()
+    try:
+        store.create_dir(cid)
+        try:
+            lock = store.lock(cid)
+            lock.__enter__()
+        except ContainerNotFound:
+            raise StateError(f"container {cid} was deleted while it was being created") from None
+        except BaseException:
+            store.remove(cid)
+            raise
+        try:
+            return _create_locked(store, cid, opts, ck, lock.fd)
+        finally:
+            lock.__exit__()
+    finally:
+        interrupts.restore()
+
+
+def _create_locked(store: Store, cid: str, opts: Options, ck: "_Checked",
+                   lock_fd: int) -> Created:
     bundle, config, cgroup = ck.bundle, ck.config, ck.cgroup
     undo = Undo(store, cid)
+    undo.state_dir = store.dir(cid)
     if ck.plan.shares_runtime_mntns:
         undo.host_mounts = (ck.plan.rootfs, config)
-    console_sock = ours = None
+    console_sock = ours = sync = None
     try:
-        undo.state_dir = store.create_dir(cid)
+        # What is about to exist, recorded before it does: a create killed from here on
+        # leaves a record that `state` reports and `delete` removes completely.
+        state = {
+            "ociVersion": config.get("ociVersion", OCI_VERSION),
+            "id": cid,
+            "pid": 0,
+            "creating": True,
+            "bundle": bundle,
+            "rootfs": ck.rootfs,
+            "created": _now_rfc3339(),
+            "owner": _owner(),
+            "annotations": config.get("annotations") or {},
+            "config": config,
+            "cgroup": _planned_cgroup(cgroup),
+            "systemd_cgroup": opts.systemd_cgroup,
+        }
+        store.record(cid, state)
+        testpoint.reached("create:dir")
         if ck.notify:
             from ocirt import notify_socket
             notify_socket.make_dir(undo.state_dir)
-        with store.lock(cid):
-            fifo = os.path.join(undo.state_dir, FIFO_NAME)
-            os.mkfifo(fifo, 0o622)
-            os.chmod(fifo, 0o622)
-            if process_terminal(config) and opts.foreground_tty and not opts.console_socket:
-                import socket
-                ours, console_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-            elif opts.console_socket:
-                import socket
-                console_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                try:
-                    console_sock.connect(opts.console_socket)
-                except OSError as e:
-                    raise SetupError(f"failed to connect to console socket {opts.console_socket}: "
-                                     f"{e.strerror}") from None
-            pid, pid_start = _spawn(cid, bundle, config, ck.plan, ck.prep, ck.new_ns, ck.join,
-                                    fifo, opts, cgroup, ck.resources, console_sock, undo)
-            state = {
-                "ociVersion": config.get("ociVersion", OCI_VERSION),
-                "id": cid,
-                "pid": pid,
-                "pid_start": pid_start,
-                "bundle": bundle,
-                "rootfs": ck.rootfs,
-                "created": _now_rfc3339(),
-                "owner": _owner(),
-                "annotations": config.get("annotations") or {},
-                "config": config,
-                "cgroup": cgroup.to_state() if cgroup is not None else None,
-                "systemd_cgroup": opts.systemd_cgroup,
-            }
-            store.save(cid, state)
-            if opts.pid_file:
-                write_pid_file(opts.pid_file, pid)
-            if opts.pidfd_socket:
-                from ocirt.spawn import pidfd_socket
-                pidfd_socket.send(opts.pidfd_socket, pid, "init")
+        fifo = os.path.join(undo.state_dir, FIFO_NAME)
+        os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o622)
+        if process_terminal(config) and opts.foreground_tty and not opts.console_socket:
+            import socket
+            ours, console_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        elif opts.console_socket:
+            import socket
+            console_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                console_sock.connect(opts.console_socket)
+            except OSError as e:
+                raise SetupError(f"failed to connect to console socket {opts.console_socket}: "
+                                 f"{e.strerror}") from None
+        pid, pid_start, sync = _spawn(cid, bundle, config, ck.plan, ck.prep, ck.new_ns, ck.join,
+                                      fifo, opts, cgroup, ck.resources, console_sock, undo,
+                                      lock_fd)
+        testpoint.reached("create:created")
+        del state["creating"]
+        state["pid"] = pid
+        state["pid_start"] = pid_start
+        state["cgroup"] = cgroup.to_state() if cgroup is not None else None
+        store.save(cid, state)
+        testpoint.reached("create:saved")
+        if opts.pid_file:
+            write_pid_file(opts.pid_file, pid)
+        if opts.pidfd_socket:
+            from ocirt.spawn import pidfd_socket
+            pidfd_socket.send(opts.pidfd_socket, pid, "init")
+        _complete(sync)
         return Created(cid, pid, state, undo, ours)
     except BaseException:
         undo.run()
@@ -259,8 +297,63 @@ def create(store: Store, cid: str, opts: Options) -> Created:
             ours.close()
         raise
     finally:
+        if sync is not None:
+            sync.close()
         if console_sock is not None:
             console_sock.close()
+
+
+def _complete(sync: Sync) -> None:
+    """Tell the init the create is complete: it stops dying with us (its parent-death signal)
+    and goes on to wait for `start`. Its EOF says it did; we must not exit before, or that
+    signal would still kill it."""
+    try:
+        sync.send("go")
+        sync.recv()
+    except (OSError, SyncError):
+        pass  # it died: `state` says "stopped" from now on
+    else:
+        raise SetupError("unexpected message from the container init")
+
+
+def _planned_cgroup(cgroup: object) -> dict | None:
+    """The cgroup record of a create in progress: the container's own directories count as
+    made by it (the exact list is saved once they exist), so `delete` of a create that died
+    removes them."""
+    if cgroup is None:
+        return None
+    planned = cgroup.to_state()
+    planned["created"] = sorted(set(planned["paths"].values()))
+    return planned
+
+
+class Interrupted(OcirtError):
+    pass
+
+
+class _Interrupts:
+    """SIGTERM and SIGINT during create (a manager's timeout) undo it and exit non-zero,
+    instead of killing the runtime half way. The previous handlers come back afterwards (for
+    `run`, its forwarder's)."""
+
+    SIGNALS = (signals.SIGTERM, signals.SIGINT)
+
+    def __init__(self) -> None:
+        import _signal
+        self.previous = [_signal.signal(s, self._raise) for s in self.SIGNALS]
+        self.raised = False
+
+    def _raise(self, signum: int, _frame) -> None:
+        if self.raised:
+            return  # already undoing: let that finish
+        self.raised = True
+        name = "SIGTERM" if signum == signals.SIGTERM else "SIGINT"
+        raise Interrupted(f"create interrupted by {name}; the container was removed")
+
+    def restore(self) -> None:
+        import _signal
+        for s, h in zip(self.SIGNALS, self.previous):
+            _signal.signal(s, h)
 
 
 def process_terminal(config: dict) -> bool:
@@ -277,7 +370,7 @@ def _preload(config: dict) -> None:
 
 def _spawn(cid: str, bundle: str, config: dict, plan: object, prep: object, new_ns: set[str],
            join: dict[str, str], fifo: str, opts: Options, cgroup: object, resources: dict,
-           console_sock: object, undo: Undo) -> tuple[int, int]:
+           console_sock: object, undo: Undo, lock_fd: int) -> tuple[int, int, Sync]:
     # As a subreaper we inherit the init when the intermediate exits, so a failed create can
     # reap it, and `run` can wait for it.
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
@@ -293,25 +386,32 @@ def _spawn(cid: str, bundle: str, config: dict, plan: object, prep: object, new_
         cid=cid, bundle=bundle, config=config, rootfs_plan=plan, security=prep,
         fifo_fd=fifo_fd, new_ns=new_ns, join_fds=join_fds, preserve_fds=preserve,
         console_fd=console_sock.fileno() if console_sock is not None else None,
-        no_pivot=opts.no_pivot, extra_env=extra_env, new_keyring=not opts.no_new_keyring)
+        no_pivot=opts.no_pivot, extra_env=extra_env, new_keyring=not opts.no_new_keyring,
+        runtime_pid=os.getpid())
     parent, child = Sync.pair()
     pid1 = os.fork()
     if pid1 == 0:
         parent.close()
+        # The state dir's lock is the create's: held by a child that outlives a killed
+        # create, it would make `state` report "creating" and `delete` wait for that child.
+        os.close(lock_fd)
         standard.intermediate(launch, child)
         os._exit(1)
     undo.pids.append(pid1)
     logger.debug("intermediate process %d started", pid1)
     child.close()
     os.close(fifo_fd)
+    testpoint.reached("create:forked")
     for _kind, fd in join_fds:
         os.close(fd)
     try:
-        return _drive(cid, bundle, config, parent, pid1, new_ns, cgroup, resources, undo)
-    except SyncError as e:
-        raise SetupError(f"unable to start container process: {e}") from None
-    finally:
+        pid, start = _drive(cid, bundle, config, parent, pid1, new_ns, cgroup, resources, undo)
+        return pid, start, parent
+    except BaseException as e:
         parent.close()
+        if isinstance(e, SyncError):
+            raise SetupError(f"unable to start container process: {e}") from None
+        raise
 
 
 def _drive(cid: str, bundle: str, config: dict, sync: Sync, pid1: int, new_ns: set[str],
@@ -352,12 +452,15 @@ def _drive(cid: str, bundle: str, config: dict, sync: Sync, pid1: int, new_ns: s
                 from ocirt import netdevices
                 # moves them back itself if it fails; the fd keeps them until "created"
                 undo.net_devices = (config, netdevices.attach(config, init_pid))
+            testpoint.reached("create:joined")
+            # The intermediate is gone before the init hears "cgroup": the init then arms its
+            # parent-death signal, which must point at us, not at the intermediate.
+            _reap(pid1)
+            undo.pids.remove(pid1)
             try:
                 sync.send("cgroup")
             except OSError:
                 pass  # the init already failed: its error message is next in the socket
-            _reap(pid1)
-            undo.pids.remove(pid1)
         elif kind == "hooks":
             # "created": these hooks run after the environment exists (lifecycle step 3 and 4,
             # after step 2, which is what "created" means in runtime.md); crun and the OCI
@@ -417,6 +520,7 @@ def _create_cgroup(cgroup: object, resources: dict, sync: Sync, undo: Undo) -> N
             pass
         raise
     undo.cgroup = cgroup
+    testpoint.reached("create:cgroup")
 
 
 def _send_seccomp_listener(config: dict, fds: list[int], cid: str, pid: int,

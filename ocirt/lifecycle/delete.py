@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 
-from ocirt import hooks
+from ocirt import hooks, testpoint
 from ocirt.errors import CgroupError, ContainerNotFound, StateError
 from ocirt.lifecycle.container import Container
 from ocirt.linux import signals
 from ocirt.log import logger
 from ocirt.state import machine
-from ocirt.state.store import STATE_FILE, Store
+from ocirt.state.store import Store
 
 
 def delete(store: Store, cid: str, force: bool = False) -> None:
@@ -20,17 +20,26 @@ def delete(store: Store, cid: str, force: bool = False) -> None:
         if force:
             return
         raise ContainerNotFound(cid)
-    if not os.path.exists(os.path.join(d, STATE_FILE)):
-        # A crashed create can leave a directory without state: nothing else exists for it.
-        store.remove(cid)
-        return
-    with store.lock(cid):
+    try:
+        lock = store.lock(cid)
+        lock.__enter__()
+    except ContainerNotFound:
+        if force:
+            return      # deleted by someone else meanwhile
+        raise
+    try:
         try:
             c = Container.load(store, cid)
         except ContainerNotFound:
-            if force:
-                return
-            raise
+            # No state.json under the lock: a create killed between making the directory
+            # and recording the container, before anything else of it existed.
+            store.remove(cid)
+            return
+        if c.state.get("creating"):
+            # We hold the lock, so the create that wrote this record is dead: remove what it
+            # may have made (the cgroups it recorded, with anything in them, its mounts).
+            destroy(c, poststop=False)
+            return
         status = c.status()
         if status in (machine.RUNNING, machine.PAUSED) and not force:
             raise StateError(f"cannot delete container {cid} that is not stopped: {status}")
@@ -40,7 +49,10 @@ def delete(store: Store, cid: str, force: bool = False) -> None:
                 from ocirt import netdevices
                 netdevices.detach_from(c.config, c.pid)
             kill_and_wait(c, status == machine.PAUSED)
+            testpoint.reached("delete:killed")
         destroy(c)
+    finally:
+        lock.__exit__()
 
 
 def kill_and_wait(c: Container, paused: bool) -> None:
@@ -78,7 +90,9 @@ def kill_and_wait(c: Container, paused: bool) -> None:
         pass
 
 
-def destroy(c: Container) -> None:
+def destroy(c: Container, poststop: bool = True) -> None:
+    """Remove everything of the container. poststop=False for a create that never completed:
+    its hooks never ran as for a created container, so neither does poststop."""
     from ocirt.rootfs import hostns
     if hostns.applies(c.config) and c.state.get("rootfs"):
         for dest in hostns.unmount(c.state["rootfs"], c.config):
@@ -90,6 +104,9 @@ def destroy(c: Container) -> None:
             cg.destroy()
         except (OSError, CgroupError) as e:
             logger.warning(f"failed to remove cgroup: {e}")
+    testpoint.reached("delete:cgroup")
     c.store.remove(c.id)
+    if not poststop:
+        return
     hooks.run("poststop", (c.config.get("hooks") or {}).get("poststop"),
               c.hook_state(machine.STOPPED), warn_only=True)

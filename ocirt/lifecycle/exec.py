@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 
+from ocirt import testpoint
 from ocirt.errors import ContainerNotRunning, ExecFailed, OcirtError, StateError
 from ocirt.init import namespaces as nsmod
 from ocirt.init import setns
 from ocirt.lifecycle.container import Container
 from ocirt.linux import signals
 from ocirt.linux import syscalls as sc
+from ocirt.spawn import preserve
 from ocirt.spawn.sync import Sync, SyncError
 from ocirt.state import machine
 from ocirt.state.store import Store
@@ -42,6 +44,7 @@ def execute(store: Store, cid: str, opts: ExecOptions) -> int:
     if status == machine.PAUSED and not opts.ignore_paused:
         raise StateError("cannot exec in a paused container (use --ignore-paused to override)")
     process = opts.process
+    preserve.check(opts.preserve_fds)
     from ocirt.process import security
     prep = security.prepare(process, c.config.get("linux") or {}, source="process",
                             seccomp_cache=store.seccomp_cache)
@@ -154,12 +157,14 @@ def _spawn(c: Container, launch: setns.ExecLaunch, opts: ExecOptions,
         setns.intermediate(launch, child)
         os._exit(1)
     child.close()
+    testpoint.reached("exec:forked")
     pid = 0
     try:
         _initial_affinity(pid1, launch.security)
         cg = c.cgroup()
         if cg is not None:
             cg.add(pid1, cg_paths)
+        testpoint.reached("exec:joined")     # in the cgroup, not yet told to go on
         _affinity_after_cgroup_move(pid1, launch.security, cg, cg_paths)
         parent.send("cgroup")
         msg, _ = parent.expect("pid")

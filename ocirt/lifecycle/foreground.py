@@ -9,8 +9,10 @@ import os
 
 from ocirt.linux import signals
 
+# Not SIGWINCH: a window size change is for the terminal, which the console proxy resizes
+# itself; a process without a terminal has no window (runc does not forward it either).
 FORWARDED = (signals.SIGTERM, signals.SIGINT, signals.SIGHUP, signals.SIGQUIT, signals.SIGUSR1,
-             signals.SIGUSR2, signals.SIGWINCH, signals.SIGCONT, signals.SIGTSTP)
+             signals.SIGUSR2, signals.SIGCONT, signals.SIGTSTP)
 
 
 class Forwarder:

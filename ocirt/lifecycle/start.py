@@ -6,7 +6,7 @@ import errno
 import os
 import select
 
-from ocirt import hooks
+from ocirt import hooks, testpoint
 from ocirt.errors import SetupError, StateError
 from ocirt.lifecycle.container import Container
 from ocirt.linux import signals
@@ -33,12 +33,14 @@ def start(store: Store, cid: str, notify_in_background: bool = False) -> Contain
         if os.environ.get("NOTIFY_SOCKET"):
             from ocirt.notify_socket import Forwarder
             notify = Forwarder.for_container(c.dir)
+        testpoint.reached("start:locked")
         try:
             release(c)
         except BaseException:
             if notify is not None:
                 notify.close()
             raise
+        testpoint.reached("start:released")
     try:
         hooks.run("poststart", (c.config.get("hooks") or {}).get("poststart"),
                   c.hook_state(machine.RUNNING))

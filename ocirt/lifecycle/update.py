@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import copy
 
-from ocirt.errors import CgroupError, ConfigError, ContainerNotRunning, OcirtError
+from ocirt.errors import CgroupError, ConfigError, ContainerNotRunning, OcirtError, StateError
 from ocirt.lifecycle.container import Container
 from ocirt.log import logger
 from ocirt.state import machine
-from ocirt.state.store import Store
+from ocirt.state.store import Store, discard
 
 SOURCE = "resources"
 _OBJECTS = ("memory", "cpu", "pids", "blockIO", "network", "rdma", "unified")
@@ -134,14 +134,22 @@ def update(store: Store, cid: str, given: dict) -> None:
         # errors), then the merged set (combinations with the saved values).
         cg.validate(to_write(given, given), update=True)
         cg.validate(new, update=True)
+        # The new state is written before the first cgroup write and made current after the
+        # last: a state root that cannot take it (full, read-only) refuses the update with
+        # nothing applied, and a failed write leaves the saved state as it was.
+        linux["resources"] = merged
+        try:
+            tmp = store.prepare(cid, c.state)
+        except StateError as e:
+            raise StateError(f"{e.message}; the update was not applied") from None
         try:
             cg.update(new)
-        except (OcirtError, OSError):
+        except BaseException:
+            discard(tmp)
             try:
                 cg.update(to_write(saved, {}))
             except (OcirtError, OSError) as e2:
                 logger.warning(f"setting back the previous cgroup values failed: {e2}; the "
                                "saved state and the cgroup files may now disagree")
             raise
-        linux["resources"] = merged
-        store.save(cid, c.state)
+        store.commit(cid, tmp)

@@ -75,5 +75,12 @@ class Sync:
             raise SyncError(f"unexpected message {msg.get('type')!r}, wanted {kind!r}")
         return msg, fds
 
+    def peek_eof(self) -> bool:
+        """Whether the peer has closed its end (a message still unread is not EOF)."""
+        try:
+            return self.sock.recv(1, _socket.MSG_PEEK | _socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+
     def close(self) -> None:
         self.sock.close()

@@ -45,6 +45,9 @@ def init_alive(state: dict) -> bool:
 
 
 def derive(state: dict, state_dir: str) -> str:
+    if state.get("creating"):
+        from ocirt.state import store
+        return CREATING if store.create_running(state_dir) else STOPPED
     if not init_alive(state):
         return STOPPED
     # Frozen wins over the FIFO, as in runc: a created container that was paused is "paused",

@@ -1,7 +1,10 @@
 """On-disk container state: <root> 0700, <root>/<id> 0711, state.json 0600 written atomically.
 
 The per-container directory is created with an exclusive mkdir, which is what makes an id unique
-within a root; a flock on that directory serialises concurrent calls on one container.
+within a root; a flock on that directory serialises concurrent calls on one container. create
+holds it from right after the mkdir until it is done, and its first state.json is a "creating"
+record (see state/machine.py); a lock taken on a directory that a delete removed meanwhile
+reports the container as gone.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import errno
 import fcntl
 from ocirt import jsonio
 import os
-from ocirt.errors import ContainerExists, ContainerNotFound, InvalidID
+from ocirt.errors import ContainerExists, ContainerNotFound, InvalidID, StateError
 
 STATE_FILE = "state.json"
 FIFO_NAME = "exec.fifo"
@@ -86,15 +89,48 @@ class Store:
         except ValueError:
             raise ContainerNotFound(cid) from None
 
-    def save(self, cid: str, state: dict) -> None:
-        d = self.dir(cid)
-        tmp = os.path.join(d, "." + STATE_FILE + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    def record(self, cid: str, state: dict) -> None:
+        """The first state.json of a container being created, in its new (locked, empty)
+        directory: written in place, as no reader can take it for a complete one (they wait
+        for the lock, or see a "creating" record)."""
+        path = os.path.join(self.dir(cid), STATE_FILE)
         try:
-            os.write(fd, jsonio.dumps(state, compact=True).encode())
-        finally:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            try:
+                _write_all(fd, jsonio.dumps(state, compact=True).encode())
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise _save_error(cid, e) from None
+
+    def prepare(self, cid: str, state: dict) -> str:
+        """Write `state` next to state.json; commit() makes it the state. Nothing is left
+        behind if the write fails (a full filesystem, say)."""
+        tmp = os.path.join(self.dir(cid), "." + STATE_FILE + ".tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        except OSError as e:
+            raise _save_error(cid, e) from None
+        try:
+            _write_all(fd, jsonio.dumps(state, compact=True).encode())
+        except BaseException as e:
             os.close(fd)
-        os.rename(tmp, os.path.join(d, STATE_FILE))
+            discard(tmp)
+            if isinstance(e, OSError):
+                raise _save_error(cid, e) from None
+            raise
+        os.close(fd)
+        return tmp
+
+    def commit(self, cid: str, tmp: str) -> None:
+        try:
+            os.rename(tmp, os.path.join(self.dir(cid), STATE_FILE))
+        except BaseException:
+            discard(tmp)
+            raise
+
+    def save(self, cid: str, state: dict) -> None:
+        self.commit(cid, self.prepare(cid, state))
 
     def remove(self, cid: str) -> None:
         d = self.dir(cid)
@@ -125,6 +161,45 @@ class Store:
                       and os.path.isdir(os.path.join(self.root, n)))
 
 
+def _save_error(cid: str, e: OSError) -> StateError:
+    return StateError(f"cannot save the state of container {cid}: {e.strerror or e}")
+
+
+def discard(tmp: str) -> None:
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]
+
+
+# Directories this process holds the lock of: a "creating" record seen under the lock is a
+# create that died (a live one holds the lock until it is done).
+_held: set[str] = set()
+
+
+def create_running(path: str) -> bool:
+    """Whether a process other than us holds the directory's lock (a create in progress,
+    for a "creating" record)."""
+    if path in _held:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 class _Lock:
     # A plain class rather than contextlib.contextmanager: contextlib and typing cost several
     # milliseconds of start-up for every command.
@@ -139,7 +214,13 @@ class _Lock:
         except FileNotFoundError:
             raise ContainerNotFound(self.cid) from None
         fcntl.flock(self.fd, fcntl.LOCK_EX)
+        if os.fstat(self.fd).st_nlink == 0:
+            # Removed by a delete that held the lock before us.
+            os.close(self.fd)
+            raise ContainerNotFound(self.cid)
+        _held.add(self.path)
         return self.fd
 
     def __exit__(self, *exc: object) -> None:
+        _held.discard(self.path)
         os.close(self.fd)

@@ -101,3 +101,17 @@ def test_readonly_root_without_mount_namespace_is_refused(ocirt, shared, cid):
     assert p.returncode == 1
     assert b"root.readonly: needs a mount namespace" in p.stderr
     assert ocirt.ids() == []
+
+
+def test_mounts_of_a_killed_create_go_with_delete(ocirt, shared, cid):
+    # Killed once the rootfs is built in our namespace: the record names the rootfs, and
+    # delete takes its mounts down.
+    from ocirt_testlib import paused_at
+    shared.args("sleep", "100")
+    p = paused_at(ocirt, "create:created", "create", "--bundle", str(shared.path), cid)
+    assert mounts_under(shared.path / "rootfs") != []
+    p.kill()
+    p.wait()
+    ocirt.ok("delete", "--force", cid)
+    assert mounts_under(shared.path / "rootfs") == []
+    assert ocirt.ids() == []
