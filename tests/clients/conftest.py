@@ -88,10 +88,10 @@ def rootless_podman(rootless_podman_store, runtime) -> clientlib.Podman:
     return clientlib.Podman(rootless_podman_store, runtime)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def tun_for_users():
-    """/dev/net/tun opened to every user (slirp4netns opens it inside rootless podman's user
-    namespace), its mode restored afterwards."""
+    """/dev/net/tun opened to every user for one test (slirp4netns opens it inside rootless
+    podman's user namespace), its mode restored afterwards."""
     _need("slirp4netns")
     if not os.path.exists("/dev/net/tun"):
         pytest.skip("no /dev/net/tun")
