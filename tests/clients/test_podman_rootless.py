@@ -55,9 +55,13 @@ def test_network_none_has_only_loopback(rootless_podman):
 def test_detached_exec_stop_rm(rootless_podman):
     user = rootless_podman.store.user
     n = name()
-    rootless_podman.ok("run", "-d", "--name", n, "--network=none", IMAGE, "sh", "-c",
-                       'trap "exit 0" TERM; echo started; while true; do sleep 0.1; done')
+    cid = rootless_podman.ok("run", "-d", "--name", n, "--network=none", IMAGE, "sh", "-c",
+                             'trap "exit 0" TERM; echo started; while true; do sleep 0.1; done'
+                             ).stdout.strip()
+    # podman gives no --root: the runtime's state is in its default, $XDG_RUNTIME_DIR/NAME.
+    state = Path(user.runtime_dir, os.path.basename(rootless_podman.runtime), cid)
     try:
+        assert state.is_dir() and state.stat().st_uid == user.uid
         assert wait_until(lambda: "started" in rootless_podman("logs", n).stdout)
         pid = int(rootless_podman.ok("inspect", "-f", "{{.State.Pid}}", n).stdout)
         # From the host: the container's root is the account.
@@ -77,6 +81,7 @@ def test_detached_exec_stop_rm(rootless_podman):
     finally:
         rootless_podman("rm", "-f", "-t", "0", n)
     assert n not in rootless_podman.ok("ps", "-a", "--format", "{{.Names}}").stdout
+    assert not state.exists()
 
 
 def test_keep_id_volume_owners(rootless_podman):
