@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from ocirt_testlib import host_mounts, pids_with_cmdline
+from rootless_account import end_processes
 
 REPO = Path(__file__).resolve().parent.parent.parent
 IMAGE = "localhost/ocirt-busybox:test"
@@ -214,6 +215,9 @@ CONTAINERS_CONF = """\
 [engine]
 # podman passes --log-format=json --log <file> only to the runtimes named here.
 runtime_supports_json = ["crun", "runc", "kata", "ocirt"]
+# Rootless podman on cgroup v1 runs containers without cgroups; podman 4.3 spells the key
+# singular (its containers.conf(5) says runtime_supports_nocgroups, which it ignores).
+runtime_supports_nocgroup = ["crun", "krun", "ocirt"]
 lock_type = "file"
 events_logger = "file"
 cgroup_manager = "cgroupfs"
@@ -246,6 +250,10 @@ class PodmanStore:
         return run(["podman", *self.global_args, "--runtime", runtime, *args], timeout=timeout,
                    env=dict(self.env, **(env or {})))
 
+    def cmd(self, runtime: str, *args: str) -> list[str]:
+        return ["env", f"CONTAINERS_CONF={self.env['CONTAINERS_CONF']}", "podman",
+                *self.global_args, "--runtime", runtime, *args]
+
     def cleanup(self) -> None:
         for rt in runtimes().values():
             try:
@@ -273,8 +281,61 @@ class Podman:
         return check(self(*args, timeout=timeout))
 
     def cmd(self, *args: str) -> list[str]:
-        return ["env", f"CONTAINERS_CONF={self.store.env['CONTAINERS_CONF']}", "podman",
-                *self.store.global_args, "--runtime", self.runtime, *args]
+        return self.store.cmd(self.runtime, *args)
+
+
+STORAGE_CONF = """\
+[storage]
+# The kernel's overlayfs in the user namespace (Linux >= 5.13), not fuse-overlayfs.
+driver = "overlay"
+"""
+
+
+class RootlessPodmanStore:
+    """Rootless podman of a throw-away account (rootless_account.User) whose home is base/home:
+    its containers.conf and storage.conf in ~/.config/containers, its storage in
+    ~/.local/share/containers (native overlay), its run root in $XDG_RUNTIME_DIR."""
+
+    def __init__(self, base: str, user) -> None:
+        self.base = base
+        self.user = user
+        os.chmod(base, 0o755)       # the account must reach its home
+        conf = Path(user.home, ".config", "containers")
+        conf.mkdir(parents=True)
+        (conf / "containers.conf").write_text(CONTAINERS_CONF.format(ocirt=runtimes()["ocirt"]))
+        (conf / "storage.conf").write_text(STORAGE_CONF)
+        for top, dirs, files in os.walk(user.home):
+            for n in [top, *(os.path.join(top, f) for f in files)]:
+                os.chown(n, user.uid, user.gid)
+        os.chmod(user.home, 0o700)
+
+    def cmd(self, runtime: str, *args: str) -> list[str]:
+        return [*self.user.env(), "podman", "--runtime", runtime, *args]
+
+    def podman(self, runtime: str, *args: str, timeout: float = 60,
+               env: dict | None = None) -> subprocess.CompletedProcess:
+        return run([*self.user.env(**(env or {})), "podman", "--runtime", runtime, *args],
+                   timeout=timeout)
+
+    def import_image(self, ref: str = IMAGE) -> None:
+        """`podman import` of busybox_layer(), with sh as its command."""
+        tarball = os.path.join(self.base, "rootfs.tar")
+        Path(tarball).write_bytes(busybox_layer())
+        os.chmod(tarball, 0o644)
+        check(self.podman(runtimes()["runc"], "import", "--change", "CMD=sh", tarball, ref,
+                          timeout=120))
+        os.unlink(tarball)
+
+    def cleanup(self) -> None:
+        """Containers, podman's pause process (it holds the user namespace and the storage's
+        mounts), then the storage as root: its files belong to the account's subordinate ids."""
+        for rt in runtimes().values():
+            try:
+                self.podman(rt, "rm", "--all", "--force", "--time", "0", timeout=60)
+            except subprocess.TimeoutExpired:
+                pass
+        end_processes(self.user.uid)
+        remove_tree(self.base)
 
 
 # --- containerd ----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import clientlib  # noqa: E402
 from ocirt_testlib import cgroup_dirs_named  # noqa: E402
+from rootless_account import ACCOUNT_TOOLS, throwaway_account  # noqa: E402
 
 
 def _need(*tools: str) -> None:
@@ -62,6 +63,44 @@ def podman_store(image_archive):
 @pytest.fixture
 def podman(podman_store, runtime) -> clientlib.Podman:
     return clientlib.Podman(podman_store, runtime)
+
+
+@pytest.fixture(scope="session")
+def rootless_podman_store():
+    """Rootless podman of a throw-away account whose home, storage and image live in one
+    temporary directory; afterwards the account, its processes and files are gone."""
+    _need("podman", "conmon", *ACCOUNT_TOOLS)
+    base = clientlib.new_base("ocirt-rlpodman-")
+    try:
+        with throwaway_account(home=os.path.join(base, "home")) as user:
+            store = clientlib.RootlessPodmanStore(base, user)
+            try:
+                store.import_image()
+                yield store
+            finally:
+                store.cleanup()
+    finally:
+        clientlib.remove_tree(base)
+
+
+@pytest.fixture
+def rootless_podman(rootless_podman_store, runtime) -> clientlib.Podman:
+    return clientlib.Podman(rootless_podman_store, runtime)
+
+
+@pytest.fixture
+def tun_for_users():
+    """/dev/net/tun opened to every user for one test (slirp4netns opens it inside rootless
+    podman's user namespace), its mode restored afterwards."""
+    _need("slirp4netns")
+    if not os.path.exists("/dev/net/tun"):
+        pytest.skip("no /dev/net/tun")
+    mode = os.stat("/dev/net/tun").st_mode & 0o7777
+    os.chmod("/dev/net/tun", 0o666)
+    try:
+        yield
+    finally:
+        os.chmod("/dev/net/tun", mode)
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -19,62 +17,19 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 from ocirt_testlib import cgroup_mounts  # noqa: E402
-from rlhelpers import OCIRT, SUBID_SIZE, User  # noqa: E402
-
-
-def _free_uid() -> int:
-    for uid in range(23100, 23999):
-        try:
-            pwd.getpwuid(uid)
-        except KeyError:
-            return uid
-    raise RuntimeError("no free uid for the rootless test account")
-
-
-def _append_line(path: str, line: str) -> None:
-    with open(path, "a") as f:
-        f.write(line + "\n")
-
-
-def _remove_line(path: str, line: str) -> None:
-    with open(path) as f:
-        lines = f.read().splitlines()
-    with open(path, "w") as f:
-        f.writelines(x + "\n" for x in lines if x != line)
+from rlhelpers import OCIRT, User  # noqa: E402
+from rootless_account import missing_account_tools, throwaway_account  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def rl_user():
     if os.geteuid() != 0:
         pytest.skip("the rootless tests create an account: they need root")
-    for tool in ("useradd", "userdel", "setpriv", "newuidmap", "newgidmap"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed")
-    uid = _free_uid()
-    name = f"ocirtrl{uid}"
-    subprocess.run(["useradd", "-M", "-U", "-u", str(uid), "-d", "/", "-s", "/bin/sh", name],
-                   check=True, capture_output=True)
-    gid = pwd.getpwnam(name).pw_gid
-    user = User(name, uid, gid, subid=3_000_000 + (uid - 23100) * SUBID_SIZE)
-    entry = f"{name}:{user.subid}:{SUBID_SIZE}"
-    for f in ("/etc/subuid", "/etc/subgid"):
-        _append_line(f, entry)
-    made_run_user = not os.path.isdir("/run/user")
-    os.makedirs("/run/user", exist_ok=True)
-    subprocess.run(["install", "-d", "-m", "700", "-o", str(uid), "-g", str(gid),
-                    user.runtime_dir], check=True)
-    try:
+    missing = missing_account_tools()
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)}")
+    with throwaway_account() as user:
         yield user
-    finally:
-        for f in ("/etc/subuid", "/etc/subgid"):
-            _remove_line(f, entry)
-        shutil.rmtree(user.runtime_dir, ignore_errors=True)
-        if made_run_user:
-            try:
-                os.rmdir("/run/user")
-            except OSError:
-                pass
-        subprocess.run(["userdel", name], capture_output=True)
 
 
 @pytest.fixture(scope="session")
