@@ -5,57 +5,15 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from ocirt_testlib import PipInstall, unique_id  # noqa: F401  (unique_id: re-exported)
-
-REPO = Path(__file__).resolve().parent.parent
-OCIRT = os.environ.get("OCIRT_BIN", str(REPO / "hack" / "ocirt"))
-
-
-class Runner:
-    def __init__(self, root: Path, binary: str = OCIRT) -> None:
-        self.root = root
-        self.binary = binary
-
-    def cmd(self, *args: str, global_args: tuple[str, ...] = ()) -> list[str]:
-        return [self.binary, "--root", str(self.root), *global_args, *args]
-
-    def __call__(self, *args: str, input: bytes | None = None, timeout: float = 60,
-                 global_args: tuple[str, ...] = (), check: bool = False,
-                 **kw) -> subprocess.CompletedProcess:
-        # Files, not pipes: a created container inherits ocirt's stdio and keeps it open, so
-        # waiting for EOF on a pipe would wait for the container to exit.
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            p = subprocess.run(self.cmd(*args, global_args=global_args), input=input,
-                               stdout=out, stderr=err, timeout=timeout, **kw)
-            out.seek(0)
-            err.seek(0)
-            p.stdout, p.stderr = out.read(), err.read()
-        if check and p.returncode != 0:
-            raise AssertionError(f"ocirt {' '.join(args)} exited {p.returncode}: "
-                                 f"{p.stderr.decode(errors='replace')}")
-        return p
-
-    def ok(self, *args: str, **kw) -> subprocess.CompletedProcess:
-        return self(*args, check=True, **kw)
-
-    def state(self, cid: str) -> dict:
-        return json.loads(self.ok("state", cid).stdout)
-
-    def ids(self) -> list[str]:
-        try:
-            return [n for n in os.listdir(self.root) if not n.startswith((".", "~"))]
-        except FileNotFoundError:
-            return []
-
+from ocirt_testlib import (OCIRT, REPO, PipInstall, Runner,  # noqa: F401  (re-exported)
+                           unique_id)
 
 class Bundle:
     def __init__(self, path: Path, config: dict) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Runner
+from ocirt_testlib import Runner
 from ocirt_testlib import cgroup_dirs, cgroup_dirs_named, pids_with_cmdline, read_cgroup_file
 
 

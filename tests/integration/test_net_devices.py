@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from conftest import Runner
+from ocirt_testlib import Runner
 
 pytestmark = pytest.mark.skipif(shutil.which("ip") is None or shutil.which("nsenter") is None,
                                 reason="needs iproute2's ip and util-linux's nsenter")

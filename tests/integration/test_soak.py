@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from ocirt_testlib import REPO
 
 sys.path.insert(0, str(REPO / "hack"))
 from soaklib import Soak, growth, sleeper_bundle  # noqa: E402
