@@ -35,7 +35,8 @@ def _with_fds(ocirt, *args: str, fds: tuple[int, ...] = (3, 4)) -> subprocess.Co
 def test_a_huge_count_is_out_of_range_and_creates_nothing(ocirt, bundle, cid, verb):
     p = ocirt(verb, "--preserve-fds", HUGE, "--bundle", str(bundle.path), cid)
     assert p.returncode == 1
-    assert b"--preserve-fds" in p.stderr and b"value out of range" in p.stderr
+    # Go's flag package's words, as runc prints them
+    assert b"for flag -preserve-fds: value out of range" in p.stderr, p.stderr
     assert ocirt.ids() == []
     assert cgroup_dirs_named(cid) == []
 
@@ -66,5 +67,5 @@ def test_exec_names_an_fd_not_passed(ocirt, bundle, cid):
     bundle.args("sleep", "100")
     ocirt.ok("run", "--detach", "--bundle", str(bundle.path), cid)
     p = _with_fds(ocirt, "exec", "--preserve-fds", "3", cid, "true")
-    assert p.returncode == 1
+    assert p.returncode == 255      # exec's status for a failure before the process runs
     assert b"file descriptor 5 was not passed" in p.stderr
