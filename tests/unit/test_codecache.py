@@ -96,3 +96,19 @@ def test_ocirt_itself_is_served_from_a_fresh_cache(tmp_path):
     p = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True,
                        check=True)
     assert p.stdout.split() == ["_Finder", "ocirt.lifecycle.create"]
+
+
+def test_hot_path_stdlib_modules_are_served_without_the_path_finder(tmp_path):
+    from ocirt import codecache
+    cache = tmp_path / "ocirt.bin"
+    codecache.build(cache_file=str(cache))
+    code = (f"import sys; sys.path.insert(0, {REPO!r})\n"
+            f"from ocirt import codecache; codecache.install({str(cache)!r})\n"
+            "import __future__, struct, _json, _ctypes\n"
+            "for m in (__future__, struct, _json, _ctypes):\n"
+            "    print(type(m.__spec__.loader).__name__)\n"
+            "print(struct.pack('<H', 258).hex())")
+    p = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True,
+                       check=True)
+    assert p.stdout.split() == ["_Finder", "_Finder", "ExtensionFileLoader",
+                                "ExtensionFileLoader", "0201"]
