@@ -1,0 +1,188 @@
+"""Each lifecycle verb imports exactly its pinned list of modules, so that a stray import on a
+hot path (a module pulled in by a new helper, a lazy import made eager) shows up here.
+
+The lists are what `python3 -X importtime` reports for the verb run through the launcher with a
+plain config (ocirt spec's default, made non-interactive), minus what the bare interpreter
+imports at start-up. The container's init is forked from the runtime after its imports, so
+create's and run's lists include what the init imports. When a change needs a new module on one
+of these paths, add it to the list deliberately (and, if it is from the standard library and not
+built in, to ocirt/codecache.py's STDLIB).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import OCIRT, Runner
+
+# Imported by every verb: the launcher, the command line, the state store, cgroup file helpers.
+COMMON = {
+    "__future__", "_collections_abc", "_json", "_stat", "errno", "fcntl", "gc", "genericpath",
+    "os", "posixpath", "stat", "ocirt", "ocirt.cgroups", "ocirt.cgroups.fs", "ocirt.cli",
+    "ocirt.cli.common", "ocirt.cli.flags", "ocirt.cli.main", "ocirt.codecache", "ocirt.errors",
+    "ocirt.jsonio", "ocirt.lifecycle", "ocirt.log", "ocirt.state", "ocirt.state.machine",
+    "ocirt.state.store",
+}
+# What a verb on an existing container adds.
+CONTAINER = {
+    "ocirt.cgroups.controllers", "ocirt.cgroups.controllers.freezer", "ocirt.lifecycle.container",
+}
+PINNED: dict[str, set[str]] = {
+    "state": COMMON | CONTAINER | {
+        "ocirt.cli.state",
+    },
+    "start": COMMON | CONTAINER | {
+        "select", "ocirt.cli.start", "ocirt.hooks", "ocirt.lifecycle.start", "ocirt.linux",
+        "ocirt.linux.signals",
+    },
+    "kill": COMMON | CONTAINER | {
+        "ocirt.cli.kill", "ocirt.lifecycle.kill", "ocirt.linux", "ocirt.linux.signals",
+    },
+    "delete": COMMON | CONTAINER | {
+        "select", "ocirt.cgroups.detect", "ocirt.cgroups.manager", "ocirt.cgroups.paths",
+        "ocirt.cgroups.warmup", "ocirt.cli.delete", "ocirt.hooks",
+        "ocirt.lifecycle.delete", "ocirt.linux", "ocirt.linux.mountinfo", "ocirt.linux.signals",
+        "ocirt.rootfs", "ocirt.rootfs.hostns",
+    },
+    "exec": COMMON | CONTAINER | {
+        "_ctypes", "_socket", "_struct", "struct", "ocirt.cgroups.detect",
+        "ocirt.cgroups.manager", "ocirt.cgroups.paths", "ocirt.cgroups.warmup", "ocirt.cli.exec",
+        "ocirt.config", "ocirt.config.semantic", "ocirt.config.support", "ocirt.features_data",
+        "ocirt.hooks", "ocirt.init", "ocirt.init.namespaces", "ocirt.init.setns",
+        "ocirt.init.standard", "ocirt.lifecycle.exec", "ocirt.lifecycle.foreground",
+        "ocirt.linux", "ocirt.linux.cabi", "ocirt.linux.mountinfo", "ocirt.linux.signals",
+        "ocirt.linux.syscalls", "ocirt.net", "ocirt.process", "ocirt.process.caps",
+        "ocirt.process.ioprio", "ocirt.process.oom", "ocirt.process.personality",
+        "ocirt.process.rlimits", "ocirt.process.sched", "ocirt.process.security",
+        "ocirt.process.user", "ocirt.security", "ocirt.security._procfs", "ocirt.security.lsm",
+        "ocirt.spawn", "ocirt.spawn.exeseal", "ocirt.spawn.sync",
+    },
+    "create": COMMON | {
+        "_ctypes", "_socket", "_struct", "struct", "ocirt.cgroups.controllers",
+        "ocirt.cgroups.controllers._check", "ocirt.cgroups.controllers.cpuset",
+        "ocirt.cgroups.controllers.devices", "ocirt.cgroups.controllers.freezer",
+        "ocirt.cgroups.detect", "ocirt.cgroups.manager", "ocirt.cgroups.paths",
+        "ocirt.cgroups.warmup", "ocirt.cli.create", "ocirt.config", "ocirt.config._schema_config",
+        "ocirt.config.load", "ocirt.config.patterns", "ocirt.config.semantic",
+        "ocirt.config.support", "ocirt.config.syscall_args", "ocirt.config.validate",
+        "ocirt.features_data", "ocirt.hooks", "ocirt.init", "ocirt.init.namespaces",
+        "ocirt.init.standard", "ocirt.lifecycle.create", "ocirt.linux", "ocirt.linux.cabi",
+        "ocirt.linux.mountinfo", "ocirt.linux.pathrs", "ocirt.linux.procfs",
+        "ocirt.linux.signals", "ocirt.linux.syscalls", "ocirt.net", "ocirt.process",
+        "ocirt.process.caps", "ocirt.process.ioprio", "ocirt.process.oom",
+        "ocirt.process.personality", "ocirt.process.rlimits", "ocirt.process.sched",
+        "ocirt.process.security", "ocirt.process.user", "ocirt.rootfs", "ocirt.rootfs.attach",
+        "ocirt.rootfs.cgroupfs", "ocirt.rootfs.copyup", "ocirt.rootfs.devices",
+        "ocirt.rootfs.hostns", "ocirt.rootfs.masked", "ocirt.rootfs.mountpoint",
+        "ocirt.rootfs.mounts", "ocirt.rootfs.options", "ocirt.rootfs.pivot", "ocirt.rootfs.plan",
+        "ocirt.rootfs.propagation", "ocirt.rootfs.setup", "ocirt.rootfs.sysctl", "ocirt.security",
+        "ocirt.security._procfs", "ocirt.security.lsm", "ocirt.spawn", "ocirt.spawn.exeseal",
+        "ocirt.spawn.sync",
+    },
+    "run": COMMON | CONTAINER | {
+        "_ctypes", "_socket", "_struct", "select", "struct", "ocirt.cgroups.controllers._check",
+        "ocirt.cgroups.controllers.cpuset", "ocirt.cgroups.controllers.devices",
+        "ocirt.cgroups.detect", "ocirt.cgroups.manager", "ocirt.cgroups.paths",
+        "ocirt.cgroups.warmup", "ocirt.cli.run", "ocirt.config", "ocirt.config._schema_config",
+        "ocirt.config.load", "ocirt.config.patterns", "ocirt.config.semantic",
+        "ocirt.config.support", "ocirt.config.syscall_args", "ocirt.config.validate",
+        "ocirt.features_data", "ocirt.hooks", "ocirt.init", "ocirt.init.namespaces",
+        "ocirt.init.standard", "ocirt.lifecycle.create", "ocirt.lifecycle.delete",
+        "ocirt.lifecycle.foreground", "ocirt.lifecycle.run", "ocirt.lifecycle.start",
+        "ocirt.linux", "ocirt.linux.cabi", "ocirt.linux.mountinfo", "ocirt.linux.pathrs",
+        "ocirt.linux.procfs", "ocirt.linux.signals", "ocirt.linux.syscalls", "ocirt.net",
+        "ocirt.process", "ocirt.process.caps", "ocirt.process.ioprio", "ocirt.process.oom",
+        "ocirt.process.personality", "ocirt.process.rlimits", "ocirt.process.sched",
+        "ocirt.process.security", "ocirt.process.user", "ocirt.rootfs", "ocirt.rootfs.attach",
+        "ocirt.rootfs.cgroupfs", "ocirt.rootfs.copyup", "ocirt.rootfs.devices",
+        "ocirt.rootfs.hostns", "ocirt.rootfs.masked", "ocirt.rootfs.mountpoint",
+        "ocirt.rootfs.mounts", "ocirt.rootfs.options", "ocirt.rootfs.pivot", "ocirt.rootfs.plan",
+        "ocirt.rootfs.propagation", "ocirt.rootfs.setup", "ocirt.rootfs.sysctl", "ocirt.security",
+        "ocirt.security._procfs", "ocirt.security.lsm", "ocirt.spawn", "ocirt.spawn.exeseal",
+        "ocirt.spawn.sync",
+    },
+}
+
+
+def importtime_launcher(tmp_path: Path) -> str:
+    """A wrapper running the launcher under its own interpreter and flags, plus -X importtime."""
+    interpreter, flags = Path(OCIRT).read_text().splitlines()[0][2:].split()
+    wrapper = tmp_path / "ocirt-importtime"
+    wrapper.write_text(f'#!/bin/sh\nexec {interpreter} {flags} -X importtime {OCIRT} "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+def imported(stderr: bytes) -> set[str]:
+    names = set()
+    for line in stderr.decode(errors="replace").splitlines():
+        if line.startswith("import time:") and not line.endswith("imported package"):
+            names.add(line.rsplit("|", 1)[1].strip())
+    return names
+
+
+@pytest.fixture(scope="module")
+def interpreter_start_up() -> set[str]:
+    interpreter, flags = Path(OCIRT).read_text().splitlines()[0][2:].split()
+    p = subprocess.run([interpreter, flags, "-X", "importtime", "-c", "pass"],
+                       capture_output=True, check=True)
+    return imported(p.stderr)
+
+
+@pytest.fixture
+def traced(ocirt, tmp_path, interpreter_start_up):
+    """Runs one verb on the `ocirt` fixture's state root; returns the modules it imported."""
+    runner = Runner(ocirt.root, importtime_launcher(tmp_path))
+
+    def run(*args: str) -> set[str]:
+        return imported(runner.ok(*args).stderr) - interpreter_start_up
+    return run
+
+
+def assert_pinned(got: set[str], want: set[str]) -> None:
+    assert got == want, (f"new imports: {sorted(got - want)}; "
+                         f"no longer imported: {sorted(want - got)}")
+
+
+@pytest.fixture
+def created(ocirt, bundle, cid) -> str:
+    ocirt.ok("create", "--bundle", str(bundle.args("sleep", "100").path), cid)
+    return cid
+
+
+@pytest.fixture
+def running(ocirt, created) -> str:
+    ocirt.ok("start", created)
+    return created
+
+
+def test_create_imports_only_its_pinned_modules(traced, bundle, cid):
+    assert_pinned(traced("create", "--bundle", str(bundle.args("sleep", "100").path), cid),
+                  PINNED["create"])
+
+
+def test_start_imports_only_its_pinned_modules(traced, created):
+    assert_pinned(traced("start", created), PINNED["start"])
+
+
+def test_state_imports_only_its_pinned_modules(traced, created):
+    assert_pinned(traced("state", created), PINNED["state"])
+
+
+def test_kill_imports_only_its_pinned_modules(traced, running):
+    assert_pinned(traced("kill", running, "KILL"), PINNED["kill"])
+
+
+def test_delete_force_imports_only_its_pinned_modules(traced, running):
+    assert_pinned(traced("delete", "--force", running), PINNED["delete"])
+
+
+def test_exec_imports_only_its_pinned_modules(traced, running):
+    assert_pinned(traced("exec", running, "true"), PINNED["exec"])
+
+
+def test_run_imports_only_its_pinned_modules(traced, bundle, cid):
+    assert_pinned(traced("run", "--bundle", str(bundle.path), cid), PINNED["run"])
