@@ -40,8 +40,9 @@ def _magic() -> bytes:
 class _Finder:
     """A meta path finder and loader for the modules in the cache."""
 
-    def __init__(self, fd: int, base: int, index: dict[str, tuple]) -> None:
+    def __init__(self, fd: int, base: int, index: dict[str, tuple], path: str) -> None:
         self._fd = fd          # the cache file, read from only when a module is loaded
+        self._path = path
         self._base = base      # offset of the code section
         # name -> (source path, is package, mtime_ns, size, offset, length)
         self._index = index
@@ -66,6 +67,11 @@ class _Finder:
         if is_pkg:
             spec.submodule_search_locations = [os.path.dirname(source)]
         spec.has_location = True
+        if loader is self:
+            # __cached__ names where the compiled code comes from. Set, it also spares the
+            # import system deriving a __pycache__/*.pyc name from the source path (about a
+            # tenth of the cost of each import).
+            spec.cached = self._path
         return spec
 
     def create_module(self, spec):
@@ -98,7 +104,7 @@ def install(cache_file: str = CACHE_FILE) -> bool:
     except (OSError, EOFError, ValueError, TypeError):
         os.close(fd)
         return False
-    sys.meta_path.insert(0, _Finder(fd, len(head) + n, index))
+    sys.meta_path.insert(0, _Finder(fd, len(head) + n, index, cache_file))
     return True
 
 
