@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import OCIRT, Runner
 
 # Imported by every verb: the launcher, the command line, the state store, cgroup file helpers.
 COMMON = {
@@ -107,11 +106,16 @@ PINNED: dict[str, set[str]] = {
 }
 
 
-def importtime_launcher(tmp_path: Path) -> str:
+def launcher_interpreter(launcher: str) -> list[str]:
+    """The interpreter and flags of the launcher's #! line."""
+    return Path(launcher).read_text().splitlines()[0][2:].split()
+
+
+def importtime_launcher(tmp_path: Path, launcher: str) -> str:
     """A wrapper running the launcher under its own interpreter and flags, plus -X importtime."""
-    interpreter, flags = Path(OCIRT).read_text().splitlines()[0][2:].split()
     wrapper = tmp_path / "ocirt-importtime"
-    wrapper.write_text(f'#!/bin/sh\nexec {interpreter} {flags} -X importtime {OCIRT} "$@"\n')
+    wrapper.write_text("#!/bin/sh\nexec " + " ".join(launcher_interpreter(launcher))
+                       + f' -X importtime {launcher} "$@"\n')
     wrapper.chmod(0o755)
     return str(wrapper)
 
@@ -124,21 +128,17 @@ def imported(stderr: bytes) -> set[str]:
     return names
 
 
-@pytest.fixture(scope="module")
-def interpreter_start_up() -> set[str]:
-    interpreter, flags = Path(OCIRT).read_text().splitlines()[0][2:].split()
-    p = subprocess.run([interpreter, flags, "-X", "importtime", "-c", "pass"],
-                       capture_output=True, check=True)
-    return imported(p.stderr)
-
-
 @pytest.fixture
-def traced(ocirt, tmp_path, interpreter_start_up):
-    """Runs one verb on the `ocirt` fixture's state root; returns the modules it imported."""
-    runner = Runner(ocirt.root, importtime_launcher(tmp_path))
+def traced(ocirt, tmp_path):
+    """Runs one verb on the `ocirt` fixture's state root; returns the modules it imported
+    beyond the bare interpreter's start-up."""
+    p = subprocess.run(launcher_interpreter(ocirt.binary) + ["-X", "importtime", "-c", "pass"],
+                       capture_output=True, check=True)
+    start_up = imported(p.stderr)
+    runner = type(ocirt)(ocirt.root, importtime_launcher(tmp_path, ocirt.binary))
 
     def run(*args: str) -> set[str]:
-        return imported(runner.ok(*args).stderr) - interpreter_start_up
+        return imported(runner.ok(*args).stderr) - start_up
     return run
 
 
