@@ -29,6 +29,29 @@ COMMON = {
 CONTAINER = {
     "ocirt.cgroups.controllers", "ocirt.cgroups.controllers.freezer", "ocirt.lifecycle.container",
 }
+# Starting a process (create, run, exec): its security settings, the init, the syscall layer.
+PROCESS = {
+    "_ctypes", "_socket", "_struct", "struct", "ocirt.cgroups.detect", "ocirt.cgroups.manager",
+    "ocirt.cgroups.paths", "ocirt.cgroups.warmup", "ocirt.config", "ocirt.config.semantic",
+    "ocirt.config.support", "ocirt.features_data", "ocirt.hooks", "ocirt.init",
+    "ocirt.init.namespaces", "ocirt.init.standard", "ocirt.linux", "ocirt.linux.cabi",
+    "ocirt.linux.mountinfo", "ocirt.linux.signals", "ocirt.linux.syscalls", "ocirt.net",
+    "ocirt.process", "ocirt.process.caps", "ocirt.process.ioprio", "ocirt.process.oom",
+    "ocirt.process.personality", "ocirt.process.rlimits", "ocirt.process.sched",
+    "ocirt.process.security", "ocirt.process.user", "ocirt.security", "ocirt.security._procfs",
+    "ocirt.security.lsm", "ocirt.spawn", "ocirt.spawn.exeseal", "ocirt.spawn.sync",
+}
+# Building a container (create, run): validation, the rootfs, the cgroups.
+BUILD = {
+    "ocirt.cgroups.controllers._check", "ocirt.cgroups.controllers.cpuset",
+    "ocirt.cgroups.controllers.devices", "ocirt.config._schema_config", "ocirt.config.load",
+    "ocirt.config.patterns", "ocirt.config.syscall_args", "ocirt.config.validate",
+    "ocirt.lifecycle.create", "ocirt.linux.pathrs", "ocirt.linux.procfs", "ocirt.rootfs",
+    "ocirt.rootfs.attach", "ocirt.rootfs.cgroupfs", "ocirt.rootfs.copyup", "ocirt.rootfs.devices",
+    "ocirt.rootfs.hostns", "ocirt.rootfs.masked", "ocirt.rootfs.mountpoint", "ocirt.rootfs.mounts",
+    "ocirt.rootfs.options", "ocirt.rootfs.pivot", "ocirt.rootfs.plan", "ocirt.rootfs.propagation",
+    "ocirt.rootfs.setup", "ocirt.rootfs.sysctl",
+}
 PINNED: dict[str, set[str]] = {
     "state": COMMON | CONTAINER | {
         "ocirt.cli.state",
@@ -42,66 +65,19 @@ PINNED: dict[str, set[str]] = {
     },
     "delete": COMMON | CONTAINER | {
         "select", "ocirt.cgroups.detect", "ocirt.cgroups.manager", "ocirt.cgroups.paths",
-        "ocirt.cgroups.warmup", "ocirt.cli.delete", "ocirt.hooks",
-        "ocirt.lifecycle.delete", "ocirt.linux", "ocirt.linux.mountinfo", "ocirt.linux.signals",
-        "ocirt.rootfs", "ocirt.rootfs.hostns",
+        "ocirt.cgroups.warmup", "ocirt.cli.delete", "ocirt.hooks", "ocirt.lifecycle.delete",
+        "ocirt.linux", "ocirt.linux.mountinfo", "ocirt.linux.signals", "ocirt.rootfs",
+        "ocirt.rootfs.hostns",
     },
-    "exec": COMMON | CONTAINER | {
-        "_ctypes", "_socket", "_struct", "struct", "ocirt.cgroups.detect",
-        "ocirt.cgroups.manager", "ocirt.cgroups.paths", "ocirt.cgroups.warmup", "ocirt.cli.exec",
-        "ocirt.config", "ocirt.config.semantic", "ocirt.config.support", "ocirt.features_data",
-        "ocirt.hooks", "ocirt.init", "ocirt.init.namespaces", "ocirt.init.setns",
-        "ocirt.init.standard", "ocirt.lifecycle.exec", "ocirt.lifecycle.foreground",
-        "ocirt.linux", "ocirt.linux.cabi", "ocirt.linux.mountinfo", "ocirt.linux.signals",
-        "ocirt.linux.syscalls", "ocirt.net", "ocirt.process", "ocirt.process.caps",
-        "ocirt.process.ioprio", "ocirt.process.oom", "ocirt.process.personality",
-        "ocirt.process.rlimits", "ocirt.process.sched", "ocirt.process.security",
-        "ocirt.process.user", "ocirt.security", "ocirt.security._procfs", "ocirt.security.lsm",
-        "ocirt.spawn", "ocirt.spawn.exeseal", "ocirt.spawn.sync",
+    "exec": COMMON | CONTAINER | PROCESS | {
+        "ocirt.cli.exec", "ocirt.init.setns", "ocirt.lifecycle.exec", "ocirt.lifecycle.foreground",
     },
-    "create": COMMON | {
-        "_ctypes", "_socket", "_struct", "struct", "ocirt.cgroups.controllers",
-        "ocirt.cgroups.controllers._check", "ocirt.cgroups.controllers.cpuset",
-        "ocirt.cgroups.controllers.devices", "ocirt.cgroups.controllers.freezer",
-        "ocirt.cgroups.detect", "ocirt.cgroups.manager", "ocirt.cgroups.paths",
-        "ocirt.cgroups.warmup", "ocirt.cli.create", "ocirt.config", "ocirt.config._schema_config",
-        "ocirt.config.load", "ocirt.config.patterns", "ocirt.config.semantic",
-        "ocirt.config.support", "ocirt.config.syscall_args", "ocirt.config.validate",
-        "ocirt.features_data", "ocirt.hooks", "ocirt.init", "ocirt.init.namespaces",
-        "ocirt.init.standard", "ocirt.lifecycle.create", "ocirt.linux", "ocirt.linux.cabi",
-        "ocirt.linux.mountinfo", "ocirt.linux.pathrs", "ocirt.linux.procfs",
-        "ocirt.linux.signals", "ocirt.linux.syscalls", "ocirt.net", "ocirt.process",
-        "ocirt.process.caps", "ocirt.process.ioprio", "ocirt.process.oom",
-        "ocirt.process.personality", "ocirt.process.rlimits", "ocirt.process.sched",
-        "ocirt.process.security", "ocirt.process.user", "ocirt.rootfs", "ocirt.rootfs.attach",
-        "ocirt.rootfs.cgroupfs", "ocirt.rootfs.copyup", "ocirt.rootfs.devices",
-        "ocirt.rootfs.hostns", "ocirt.rootfs.masked", "ocirt.rootfs.mountpoint",
-        "ocirt.rootfs.mounts", "ocirt.rootfs.options", "ocirt.rootfs.pivot", "ocirt.rootfs.plan",
-        "ocirt.rootfs.propagation", "ocirt.rootfs.setup", "ocirt.rootfs.sysctl", "ocirt.security",
-        "ocirt.security._procfs", "ocirt.security.lsm", "ocirt.spawn", "ocirt.spawn.exeseal",
-        "ocirt.spawn.sync",
+    "create": COMMON | PROCESS | BUILD | {
+        "ocirt.cgroups.controllers", "ocirt.cgroups.controllers.freezer", "ocirt.cli.create",
     },
-    "run": COMMON | CONTAINER | {
-        "_ctypes", "_socket", "_struct", "select", "struct", "ocirt.cgroups.controllers._check",
-        "ocirt.cgroups.controllers.cpuset", "ocirt.cgroups.controllers.devices",
-        "ocirt.cgroups.detect", "ocirt.cgroups.manager", "ocirt.cgroups.paths",
-        "ocirt.cgroups.warmup", "ocirt.cli.run", "ocirt.config", "ocirt.config._schema_config",
-        "ocirt.config.load", "ocirt.config.patterns", "ocirt.config.semantic",
-        "ocirt.config.support", "ocirt.config.syscall_args", "ocirt.config.validate",
-        "ocirt.features_data", "ocirt.hooks", "ocirt.init", "ocirt.init.namespaces",
-        "ocirt.init.standard", "ocirt.lifecycle.create", "ocirt.lifecycle.delete",
-        "ocirt.lifecycle.foreground", "ocirt.lifecycle.run", "ocirt.lifecycle.start",
-        "ocirt.linux", "ocirt.linux.cabi", "ocirt.linux.mountinfo", "ocirt.linux.pathrs",
-        "ocirt.linux.procfs", "ocirt.linux.signals", "ocirt.linux.syscalls", "ocirt.net",
-        "ocirt.process", "ocirt.process.caps", "ocirt.process.ioprio", "ocirt.process.oom",
-        "ocirt.process.personality", "ocirt.process.rlimits", "ocirt.process.sched",
-        "ocirt.process.security", "ocirt.process.user", "ocirt.rootfs", "ocirt.rootfs.attach",
-        "ocirt.rootfs.cgroupfs", "ocirt.rootfs.copyup", "ocirt.rootfs.devices",
-        "ocirt.rootfs.hostns", "ocirt.rootfs.masked", "ocirt.rootfs.mountpoint",
-        "ocirt.rootfs.mounts", "ocirt.rootfs.options", "ocirt.rootfs.pivot", "ocirt.rootfs.plan",
-        "ocirt.rootfs.propagation", "ocirt.rootfs.setup", "ocirt.rootfs.sysctl", "ocirt.security",
-        "ocirt.security._procfs", "ocirt.security.lsm", "ocirt.spawn", "ocirt.spawn.exeseal",
-        "ocirt.spawn.sync",
+    "run": COMMON | CONTAINER | PROCESS | BUILD | {
+        "select", "ocirt.cli.run", "ocirt.lifecycle.delete", "ocirt.lifecycle.foreground",
+        "ocirt.lifecycle.run", "ocirt.lifecycle.start",
     },
 }
 
