@@ -10,9 +10,15 @@ on sys.meta_path that serves modules from it.
 The cache can never serve stale code: each entry records its source file's size and mtime, and
 a module whose source no longer matches (or that the cache does not know) is left to the
 normal import system. A cache written by another interpreter version is ignored as a whole.
-"""
 
-from __future__ import annotations
+The few standard-library modules of the hot path that are neither built in nor frozen are in
+the cache too (STDLIB): the pure-Python ones compiled like ocirt's, the extension modules as
+their file's path, handed to the normal extension loader. Either way no import on a lifecycle
+call lists the standard library's directories (~250 entries) or opens a .pyc there.
+
+(No `from __future__ import annotations` here, unlike the rest of ocirt: that statement
+imports the __future__ module, and this module runs before the cache can serve it.)
+"""
 
 import marshal
 import os
@@ -20,6 +26,10 @@ import sys
 
 _ROOT = os.path.dirname(os.path.abspath(__file__))
 CACHE_FILE = os.path.join(_ROOT, "__pycache__", "codecache.bin")
+# What ocirt's lifecycle verbs import from the standard library beyond the built-in and frozen
+# modules (tests/integration/test_import_footprint.py pins each verb's list).
+STDLIB = ("__future__", "struct", "_json", "_ctypes")
+_EXTENSION = -1      # the offset of an extension module's entry: loaded from its own file
 
 
 def _magic() -> bytes:
@@ -30,8 +40,9 @@ def _magic() -> bytes:
 class _Finder:
     """A meta path finder and loader for the modules in the cache."""
 
-    def __init__(self, fd: int, base: int, index: dict[str, tuple]) -> None:
+    def __init__(self, fd: int, base: int, index: dict[str, tuple], path: str) -> None:
         self._fd = fd          # the cache file, read from only when a module is loaded
+        self._path = path
         self._base = base      # offset of the code section
         # name -> (source path, is package, mtime_ns, size, offset, length)
         self._index = index
@@ -40,7 +51,7 @@ class _Finder:
         entry = self._index.get(fullname)
         if entry is None:
             return None
-        source, is_pkg, mtime_ns, size = entry[:4]
+        source, is_pkg, mtime_ns, size, offset = entry[:5]
         try:
             st = os.stat(source)
         except OSError:
@@ -48,10 +59,19 @@ class _Finder:
         if st.st_mtime_ns != mtime_ns or st.st_size != size:
             return None
         spec_type = sys.modules["_frozen_importlib"].ModuleSpec
-        spec = spec_type(fullname, self, origin=source, is_package=is_pkg)
+        loader = self
+        if offset == _EXTENSION:
+            loader = sys.modules["_frozen_importlib_external"].ExtensionFileLoader(fullname,
+                                                                                   source)
+        spec = spec_type(fullname, loader, origin=source, is_package=is_pkg)
         if is_pkg:
             spec.submodule_search_locations = [os.path.dirname(source)]
         spec.has_location = True
+        if loader is self:
+            # __cached__ names where the compiled code comes from. Set, it also spares the
+            # import system deriving a __pycache__/*.pyc name from the source path (about a
+            # tenth of the cost of each import).
+            spec.cached = self._path
         return spec
 
     def create_module(self, spec):
@@ -84,7 +104,7 @@ def install(cache_file: str = CACHE_FILE) -> bool:
     except (OSError, EOFError, ValueError, TypeError):
         os.close(fd)
         return False
-    sys.meta_path.insert(0, _Finder(fd, len(head) + n, index))
+    sys.meta_path.insert(0, _Finder(fd, len(head) + n, index, cache_file))
     return True
 
 
@@ -111,11 +131,28 @@ def _modules(root: str) -> list[tuple[str, str, bool]]:
     return found
 
 
-def build(root: str = _ROOT, cache_file: str = CACHE_FILE) -> int:
-    """Compile every module under `root` into the cache file; returns how many."""
+def _stdlib(names: tuple) -> list:
+    """(module name, file, is package) of the modules in `names` that are read from files."""
+    import importlib.util
+    found = []
+    for name in names:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.has_location and spec.origin:
+            found.append((name, spec.origin, spec.submodule_search_locations is not None))
+    return found
+
+
+def build(root: str = _ROOT, cache_file: str = CACHE_FILE, stdlib: tuple | None = None) -> int:
+    """Compile every module under `root` (and, for ocirt's own cache, those of STDLIB) into
+    the cache file; returns how many."""
+    if stdlib is None:
+        stdlib = STDLIB if os.path.abspath(root) == _ROOT else ()
     index, chunks, offset = {}, [], 0
-    for name, path, is_pkg in _modules(root):
+    for name, path, is_pkg in _modules(root) + _stdlib(stdlib):
         st = os.stat(path)      # before reading: a later edit then mismatches, never hides
+        if not path.endswith(".py"):
+            index[name] = (path, is_pkg, st.st_mtime_ns, st.st_size, _EXTENSION, 0)
+            continue
         with open(path, "rb") as f:
             source = f.read()
         code = marshal.dumps(compile(source, path, "exec", dont_inherit=True))

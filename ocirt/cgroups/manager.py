@@ -449,8 +449,14 @@ def _wait(cond, timeout: float) -> bool:
 def _remove_tree(top: str) -> None:
     """rmdir `top` and any sub-cgroups, deepest first. EBUSY means tasks are still exiting
     (after a kill they linger briefly as zombies), so retry for a while."""
-    if not os.path.isdir(top):
+    try:
+        os.rmdir(top)       # the common case, a leaf whose tasks are gone: no walk
         return
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as e:
+        if e.errno != errno.EBUSY:
+            raise CgroupError(f"cannot remove cgroup {top}: {e.strerror}") from None
     dirs = [dp for dp, _, _ in os.walk(top)]
     for d in reversed(dirs):
         deadline = time.monotonic() + 5.0

@@ -68,10 +68,14 @@ def kill_and_wait(c: Container, paused: bool) -> None:
         except ProcessLookupError:
             pass
     if cg is not None:
-        try:
-            cg.kill_all(signals.SIGKILL)
-        except OSError:
-            pass
+        if paused or not _own_pid_namespace(c.config):
+            # With a pid namespace of its own, the kernel kills every process of it when its
+            # init dies (runc signals the whole cgroup only without one); a frozen init
+            # cannot die until thawed. destroy() still kills whatever is left in the cgroup.
+            try:
+                cg.kill_all(signals.SIGKILL)
+            except OSError:
+                pass
         if paused:
             try:
                 cg.thaw()
@@ -88,6 +92,12 @@ def kill_and_wait(c: Container, paused: bool) -> None:
         os.waitpid(c.pid, os.WNOHANG)
     except ChildProcessError:
         pass
+
+
+def _own_pid_namespace(config: dict) -> bool:
+    """The container created its pid namespace (not joined by path, not the host's)."""
+    return any(ns.get("type") == "pid" and not ns.get("path")
+               for ns in (config.get("linux") or {}).get("namespaces") or ())
 
 
 def destroy(c: Container, poststop: bool = True) -> None:

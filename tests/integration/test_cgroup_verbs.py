@@ -181,6 +181,39 @@ def test_delete_force_kills_every_process_of_a_paused_container(ocirt, bundle, c
     assert not os.path.exists(dirs["pids"]) and not os.path.exists(dirs["freezer"])
 
 
+def _delete_force_leaves_nothing(ocirt, bundle, cid) -> None:
+    pid = start(ocirt, bundle, cid, "sh", "-c", "setsid sleep 101 & setsid sleep 102 & wait")
+    dirs = cgroup_dirs(pid)
+    pids = wait_for(lambda: len(procs(dirs["pids"])) == 3 and procs(dirs["pids"]),
+                    what="three processes")
+    ocirt.ok("delete", "--force", cid)
+    assert ocirt.ids() == []
+    for p in pids:
+        assert not os.path.exists(f"/proc/{p}") or proc_state(p) == "Z"
+    assert not any(os.path.exists(d) for d in dirs.values())
+
+
+def test_delete_force_of_a_running_container_with_its_own_pid_namespace_kills_every_process(
+        ocirt, bundle, cid):
+    # The init's death takes its whole pid namespace with it (no cgroup-wide kill needed).
+    _delete_force_leaves_nothing(ocirt, bundle, cid)
+
+
+def test_delete_force_of_a_running_container_in_the_host_pid_namespace_kills_every_process(
+        ocirt, bundle, cid):
+    _host_pidns(bundle)
+    _delete_force_leaves_nothing(ocirt, bundle, cid)
+
+
+def test_delete_removes_sub_cgroups_of_the_container(ocirt, bundle, cid):
+    pid = start(ocirt, bundle, cid, "sleep", "100")
+    dirs = cgroup_dirs(pid)
+    sub = os.path.join(dirs["pids"], "sub", "deeper")
+    os.makedirs(sub)
+    ocirt.ok("delete", "--force", cid)
+    assert not os.path.exists(dirs["pids"])
+
+
 # --- ps ---------------------------------------------------------------------------------------
 
 def test_ps_json_lists_the_host_pids_of_the_cgroup(ocirt, bundle, cid):

@@ -85,14 +85,29 @@ def test_missing_cache_leaves_normal_imports(pkg, tmp_path):
     assert probe(tmp_path, tmp_path / "absent.bin")[:2] == ["False", "SourceFileLoader"]
 
 
-def test_ocirt_itself_is_served_from_a_fresh_cache(tmp_path):
+def with_fresh_ocirt_cache(tmp_path, body: str) -> list[str]:
+    """The words `body` prints, run with a cache of ocirt built now installed."""
     from ocirt import codecache
     cache = tmp_path / "ocirt.bin"
     codecache.build(cache_file=str(cache))
     code = (f"import sys; sys.path.insert(0, {REPO!r})\n"
-            f"from ocirt import codecache; codecache.install({str(cache)!r})\n"
-            "import ocirt.lifecycle.create as m\n"
-            "print(type(m.__spec__.loader).__name__, m.__name__)")
+            f"from ocirt import codecache; codecache.install({str(cache)!r})\n" + body)
     p = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True,
                        check=True)
-    assert p.stdout.split() == ["_Finder", "ocirt.lifecycle.create"]
+    return p.stdout.split()
+
+
+def test_ocirt_itself_is_served_from_a_fresh_cache(tmp_path):
+    assert with_fresh_ocirt_cache(tmp_path, (
+        "import ocirt.lifecycle.create as m\n"
+        "print(type(m.__spec__.loader).__name__, m.__name__)")) == [
+        "_Finder", "ocirt.lifecycle.create"]
+
+
+def test_hot_path_stdlib_modules_are_served_without_the_path_finder(tmp_path):
+    assert with_fresh_ocirt_cache(tmp_path, (
+        "import __future__, struct, _json, _ctypes\n"
+        "for m in (__future__, struct, _json, _ctypes):\n"
+        "    print(type(m.__spec__.loader).__name__)\n"
+        "print(struct.pack('<H', 258).hex())")) == [
+        "_Finder", "_Finder", "ExtensionFileLoader", "ExtensionFileLoader", "0201"]
