@@ -25,6 +25,8 @@ COMMON = {
     "ocirt.jsonio", "ocirt.lifecycle", "ocirt.log", "ocirt.state", "ocirt.state.machine",
     "ocirt.state.store",
 }
+# The crash tests' pause points (one environment lookup), on every verb that changes a container.
+TESTPOINT = {"ocirt.testpoint"}
 # What a verb on an existing container adds.
 CONTAINER = {
     "ocirt.cgroups.controllers", "ocirt.cgroups.controllers.freezer", "ocirt.lifecycle.container",
@@ -33,19 +35,20 @@ CONTAINER = {
 PROCESS = {
     "_ctypes", "_socket", "_struct", "struct", "ocirt.cgroups.detect", "ocirt.cgroups.manager",
     "ocirt.cgroups.paths", "ocirt.cgroups.warmup", "ocirt.config", "ocirt.config.semantic",
-    "ocirt.config.support", "ocirt.features_data", "ocirt.hooks", "ocirt.init",
+    "ocirt.features_data", "ocirt.hooks", "ocirt.init",
     "ocirt.init.namespaces", "ocirt.init.standard", "ocirt.linux", "ocirt.linux.cabi",
     "ocirt.linux.mountinfo", "ocirt.linux.signals", "ocirt.linux.syscalls", "ocirt.net",
     "ocirt.process", "ocirt.process.caps", "ocirt.process.ioprio", "ocirt.process.oom",
     "ocirt.process.personality", "ocirt.process.rlimits", "ocirt.process.sched",
     "ocirt.process.security", "ocirt.process.user", "ocirt.security", "ocirt.security._procfs",
     "ocirt.security.lsm", "ocirt.spawn", "ocirt.spawn.exeseal", "ocirt.spawn.sync",
-}
+} | TESTPOINT
 # Building a container (create, run): validation, the rootfs, the cgroups.
 BUILD = {
     "ocirt.cgroups.controllers._check", "ocirt.cgroups.controllers.cpuset",
     "ocirt.cgroups.controllers.devices", "ocirt.config._schema_config", "ocirt.config.load",
-    "ocirt.config.patterns", "ocirt.config.syscall_args", "ocirt.config.validate",
+    "ocirt.config.patterns", "ocirt.config.support", "ocirt.config.syscall_args",
+    "ocirt.config.validate", "ocirt.linux.userns", "ocirt.rootless",
     "ocirt.lifecycle.create", "ocirt.linux.pathrs", "ocirt.linux.procfs", "ocirt.rootfs",
     "ocirt.rootfs.attach", "ocirt.rootfs.cgroupfs", "ocirt.rootfs.copyup", "ocirt.rootfs.devices",
     "ocirt.rootfs.hostns", "ocirt.rootfs.masked", "ocirt.rootfs.mountpoint", "ocirt.rootfs.mounts",
@@ -56,14 +59,14 @@ PINNED: dict[str, set[str]] = {
     "state": COMMON | CONTAINER | {
         "ocirt.cli.state",
     },
-    "start": COMMON | CONTAINER | {
+    "start": COMMON | CONTAINER | TESTPOINT | {
         "select", "ocirt.cli.start", "ocirt.hooks", "ocirt.lifecycle.start", "ocirt.linux",
         "ocirt.linux.signals",
     },
     "kill": COMMON | CONTAINER | {
         "ocirt.cli.kill", "ocirt.lifecycle.kill", "ocirt.linux", "ocirt.linux.signals",
     },
-    "delete": COMMON | CONTAINER | {
+    "delete": COMMON | CONTAINER | TESTPOINT | {
         "select", "ocirt.cgroups.detect", "ocirt.cgroups.manager", "ocirt.cgroups.paths",
         "ocirt.cgroups.warmup", "ocirt.cli.delete", "ocirt.hooks", "ocirt.lifecycle.delete",
         "ocirt.linux", "ocirt.linux.mountinfo", "ocirt.linux.signals", "ocirt.rootfs",
@@ -71,6 +74,7 @@ PINNED: dict[str, set[str]] = {
     },
     "exec": COMMON | CONTAINER | PROCESS | {
         "ocirt.cli.exec", "ocirt.init.setns", "ocirt.lifecycle.exec", "ocirt.lifecycle.foreground",
+        "ocirt.spawn.preserve",
     },
     "create": COMMON | PROCESS | BUILD | {
         "ocirt.cgroups.controllers", "ocirt.cgroups.controllers.freezer", "ocirt.cli.create",
