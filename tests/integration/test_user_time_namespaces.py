@@ -194,24 +194,26 @@ def test_userns_container_with_notify_socket_reaches_the_host(ocirt, bundle, cid
         assert host.recv(100) == b"READY=1\n"
     finally:
         host.close()
+
+
 def test_cwd_only_the_process_user_may_enter_is_entered_after_the_user_switch(
         ocirt, runc, bundle, cid, reachable_rootfs):
     # Container root cannot override permissions on a file whose group is not mapped: the
     # first chdir (still root) is refused, the one after the switch to the owner succeeds, as
     # in runc.
     with_userns(bundle)
-    vol = reachable_rootfs / "rootfs" / "vol"
+    vol = reachable_rootfs / "rootfs" / "owned"     # a name no other test mounts on
     vol.mkdir()
     os.chown(vol, 100042, 0)
     vol.chmod(0o700)
     bundle.config["process"]["user"] = {"uid": 42, "gid": 42}
-    bundle.config["process"]["cwd"] = "/vol"
+    bundle.config["process"]["cwd"] = "/owned"
     bundle.args("pwd")
     ours = ocirt("run", "--bundle", str(bundle.path), cid)
     theirs = runc("run", "--bundle", str(bundle.path), cid + "-runc")
     assert ours.returncode == 0, ours.stderr
-    assert ours.stdout == theirs.stdout == b"/vol\n"
+    assert ours.stdout == theirs.stdout == b"/owned\n"
     # The premise: the container's root is refused.
     bundle.config["process"]["user"] = {"uid": 0, "gid": 0}
     bundle.config["process"]["cwd"] = "/"
-    assert run_out(ocirt, bundle, cid + "-root", "cd /vol || echo refused") == "refused\n"
+    assert run_out(ocirt, bundle, cid + "-root", "cd /owned || echo refused") == "refused\n"
