@@ -132,8 +132,9 @@ class Campaign:
         """The sampled configs through the real `ocirt create`: the same one line, exit 1,
         nothing left behind and nothing of the host changed."""
         assert len(self.samples) >= minimum
-        bundle = tmp / "cli"
-        bundle.mkdir()
+        # The in-process checks' own bundle directory: a relative root.path or mount source
+        # is named in the message as it resolves there.
+        bundle = self.bundle
         for text, expected in self.samples:
             cid = unique_id("hostile")
             (bundle / "config.json").write_bytes(text)
