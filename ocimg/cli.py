@@ -43,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     rm.add_argument("references", nargs="+")
     rm.add_argument("--platform", help="remove only this platform's entry (default: the name for every platform)")
 
+    tag = sub.add_parser("tag", help="give an image in the store another name (the same manifest)")
+    tag.add_argument("source", metavar="SRC")
+    tag.add_argument("dest", metavar="DST")
+    tag.add_argument("--platform", help=PLATFORM_HELP)
+
     sub.add_parser("gc", help="delete blobs and unpacked layers that no image or bundle uses")
 
     mnt = sub.add_parser("mount", help="mount an overlay bundle's rootfs again (after a reboot), keeping its "
@@ -147,6 +152,12 @@ def _run(args: argparse.Namespace, extra: list[str] | None) -> int:
     if cmd == "rm":
         for r in args.references:
             print(f"Untagged {store.remove(r, _platform(args))}")
+        return 0
+    if cmd == "tag":
+        if not os.path.isdir(store.root):
+            store.image(args.source)  # the not-found error, without creating an empty store
+        src, dst = store.tag(args.source, args.dest, _platform(args))
+        print(f"Tagged {src} as {dst}")
         return 0
     if cmd == "gc":
         if not os.path.isdir(store.root):

@@ -163,6 +163,20 @@ class Store:
         self.layout.remove_ref(name, desc.digest if platform else None)
         return name
 
+    def tag(self, src: str, dst: str, platform: Platform | None = None) -> tuple[str, str]:
+        """Give the image `src` (this host's platform, or `platform`) the new name `dst`.
+
+        The new entry carries the same manifest descriptor (and so the same platform): tagging
+        one platform of a multi-platform name leaves the other platforms of `dst` alone.
+        """
+        ref = reference.parse(dst)
+        if ref.digest is not None:
+            raise InvalidReference(f"invalid tag {dst!r}: a new name cannot pin a digest")
+        with self.in_use():
+            name, desc = self.lookup(src, platform)
+            self.layout.set_ref(str(ref), desc)
+        return name, str(ref)
+
     # -- unpacked layers ------------------------------------------------------------------
 
     def layer_dir(self, chain_id: Digest) -> str:
