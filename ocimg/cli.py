@@ -32,6 +32,21 @@ def _parser() -> argparse.ArgumentParser:
     pull.add_argument("--jobs", type=int, default=3, help="layers fetched at once (default %(default)s)")
     pull.add_argument("--quiet", "-q", action="store_true", help="no progress display")
 
+    login = sub.add_parser("login", help="check credentials with a registry and save them for pull and push")
+    login.add_argument("registry", metavar="REGISTRY", help="host[:port]")
+    login.add_argument("--username", "-u", help="(default: asked on the terminal)")
+    login.add_argument("--password-stdin", action="store_true",
+                       help="read the password from stdin (default: asked on the terminal)")
+    login.add_argument("--authfile", help="credentials file (default $REGISTRY_AUTH_FILE, "
+                                          "$XDG_RUNTIME_DIR/containers/auth.json, ~/.config/containers/auth.json)")
+    login.add_argument("--insecure", action="store_true", help="allow plain HTTP and unverified TLS")
+    login.add_argument("--cert-dir", help="directory with this registry's CA (*.crt) and client certs")
+
+    logout = sub.add_parser("logout", help="remove a registry's saved credentials")
+    logout.add_argument("registry", metavar="REGISTRY", nargs="?", help="host[:port]")
+    logout.add_argument("--all", action="store_true", help="every registry's")
+    logout.add_argument("--authfile", help="credentials file (default: as login)")
+
     images = sub.add_parser("images", help="list images in the store")
     images.add_argument("--quiet", "-q", action="store_true", help="names only")
 
@@ -121,8 +136,12 @@ def _run(args: argparse.Namespace, extra: list[str] | None) -> int:
     from ocimg.errors import UsageError
     from ocimg.store import Store
 
-    store = Store(args.root)
     cmd = args.command
+    if cmd == "login":
+        return _login(args)
+    if cmd == "logout":
+        return _logout(args)
+    store = Store(args.root)
     if cmd == "pull":
         return _pull(args, store)
     if cmd == "images":
@@ -219,6 +238,57 @@ def _pull(args: argparse.Namespace, store) -> int:  # type: ignore[no-untyped-de
     with progress.for_stream(sys.stderr, False if args.quiet else None) as prog:
         result = pull(store, ref, client, plat, prog, jobs=args.jobs)
     print(f"{result.image.name} {result.image.digest}")
+    return 0
+
+
+def _login(args: argparse.Namespace) -> int:
+    from ocimg import config
+    from ocimg.errors import UsageError
+    from ocimg.login import login
+    from ocimg.reference import parse_registry
+    from ocimg.registry.auth import Credentials
+
+    registry = parse_registry(args.registry)
+    cfg = config.load(args.config)
+    interactive = sys.stdin.isatty()
+    user = args.username
+    if user is None:
+        if args.password_stdin or not interactive:
+            raise UsageError("login: give --username (there is no terminal to ask on)")
+        user = input("Username: ")
+    if args.password_stdin:
+        password = sys.stdin.read().rstrip("\r\n")
+    elif interactive:
+        import getpass
+
+        password = getpass.getpass("Password: ")
+    else:
+        raise UsageError("login: give the password on stdin with --password-stdin (there is no terminal to ask on)")
+    if not user or ":" in user:
+        raise UsageError("login: the username must be non-empty and without ':'")
+    if not password:
+        raise UsageError("login: the password is empty")
+    login(registry, Credentials(user, password), cfg, args.authfile, args.insecure, args.cert_dir)
+    print(f"Login Succeeded ({registry})")
+    return 0
+
+
+def _logout(args: argparse.Namespace) -> int:
+    from ocimg import config
+    from ocimg.errors import NotFound, UsageError
+    from ocimg.login import logout
+    from ocimg.reference import parse_registry
+
+    if args.all == bool(args.registry):
+        raise UsageError("usage: ocimg logout REGISTRY | ocimg logout --all")
+    registry = None if args.all else parse_registry(args.registry)
+    path, removed = logout(registry, config.load(args.config), args.authfile)
+    if args.all:
+        print(f"Removed every login from {path}")
+    elif not removed:
+        raise NotFound(f"not logged in to {registry} (no credentials in {path})")
+    else:
+        print(f"Removed login credentials for {registry}")
     return 0
 
 

@@ -136,6 +136,15 @@ class RegistryClient:
 
     # -- API ----------------------------------------------------------------------------
 
+    def check_access(self) -> None:
+        """GET /v2/ with its challenge answered: AuthError when the registry refuses the credentials."""
+        try:
+            r = self.request("GET", "/v2/", "")
+        except Urllib3Error as e:
+            raise RegistryError(f"cannot reach registry {self.host}: {_reason(e)}") from None
+        if r.status != 200:
+            raise self._error(r.status, r.data, f"registry {self.registry}")
+
     def get_manifest(self, ref: Reference, selector: str | None = None) -> tuple[bytes, str, Digest]:
         """Fetch a manifest or index by tag or digest; its bytes are verified before returning."""
         sel = selector or ref.selector
