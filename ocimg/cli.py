@@ -58,6 +58,14 @@ def _parser() -> argparse.ArgumentParser:
     rm.add_argument("references", nargs="+")
     rm.add_argument("--platform", help="remove only this platform's entry (default: the name for every platform)")
 
+    com = sub.add_parser("commit", help="make an overlay bundle's changes a new image: its writable layer on top "
+                                        "of the bundle's image")
+    com.add_argument("bundle", metavar="BUNDLE")
+    com.add_argument("reference", metavar="REF")
+    com.add_argument("--compression", choices=("gzip", "zstd"), default="gzip",
+                     help="of the new layer (default %(default)s)")
+    com.add_argument("--message", "-m", help="comment of the new history entry")
+
     tag = sub.add_parser("tag", help="give an image in the store another name (the same manifest)")
     tag.add_argument("source", metavar="SRC")
     tag.add_argument("dest", metavar="DST")
@@ -171,6 +179,12 @@ def _run(args: argparse.Namespace, extra: list[str] | None) -> int:
     if cmd == "rm":
         for r in args.references:
             print(f"Untagged {store.remove(r, _platform(args))}")
+        return 0
+    if cmd == "commit":
+        from ocimg.commit import commit
+
+        image = commit(store, args.bundle, args.reference, args.compression, args.message)
+        print(f"{image.name} {image.digest}")
         return 0
     if cmd == "tag":
         if not os.path.isdir(store.root):

@@ -152,6 +152,11 @@ class Store:
             raise ManifestError(f"{name}: {len(manifest.layers)} layers but {len(config.diff_ids)} diff_ids")
         return Image(name, desc, manifest, config)
 
+    def image_by_digest(self, name: str, digest: Digest) -> Image:
+        """The image whose manifest is blob `digest` (named `name`), whatever names point at it."""
+        data = self.layout.read_blob(digest)
+        return self.image_for(name, Descriptor(media_type_of(data), digest, len(data)))
+
     def images(self) -> list[tuple[str, Descriptor]]:
         if not os.path.exists(self.layout.index_path):
             return []
@@ -295,6 +300,10 @@ class Store:
         """Drop abandoned partial downloads; ones a running pull holds locked stay."""
         d = os.path.join(self.root, "ingest")
         for name in os.listdir(d) if os.path.isdir(d) else ():
+            if name.startswith(".tmp-"):
+                # A layer a killed commit was writing (running ones hold the gc lock).
+                os.unlink(os.path.join(d, name))
+                continue
             if not name.endswith(".lock"):
                 continue
             lock = os.path.join(d, name)

@@ -1,0 +1,172 @@
+"""A layer tar from an overlay writable layer (a bundle's `.ocimg/upper`), the inverse of unpacking
+in "overlay" mode: an overlay whiteout (char device 0:0) becomes `.wh.NAME`, a directory with
+`trusted.overlay.opaque=y` gets `.wh..wh..opq` right after its own entry.
+
+The tar is deterministic: entries sorted by name, numeric owners with empty user and group
+names, mtimes kept (whole seconds), xattrs as PAX `SCHILY.xattr.*` records, gzip without a
+name or time in its header. The same upper dir always gives the same diff_id and digest.
+
+The walk goes through directory fds and opens nothing by path with symlinks followed: a
+container still running from the bundle cannot make a commit read a file of the host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import stat
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from ocimg.errors import BundleError
+from ocimg.lowerview import OPAQUE_XATTR, is_whiteout
+from ocimg.unpack import OPAQUE, WHITEOUT_PREFIX
+
+COMPRESSIONS = ("gzip", "zstd")
+_INCOMPLETE_MARKERS = ("trusted.overlay.redirect", "trusted.overlay.metacopy")
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class LayerBlob:
+    diff_id: str  # sha256 of the tar
+    digest: str  # sha256 of the compressed blob
+    size: int  # of the compressed blob
+    compression: str
+
+
+class _HashingWriter:
+    """Counts and hashes what passes through on its way to `out`."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self.hasher = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.hasher.update(data)
+        self.size += len(data)
+        self._out.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self._out.flush()
+
+
+def write_layer(upper: str, out: BinaryIO, compression: str = "gzip") -> LayerBlob:
+    """Write the compressed layer tar of `upper` to `out`."""
+    if compression not in COMPRESSIONS:
+        raise BundleError(f"unknown compression {compression!r} (choose {', '.join(COMPRESSIONS)})")
+    compressed = _HashingWriter(out)
+    if compression == "gzip":
+        import gzip
+
+        # No file name and a zero time in the gzip header: the same tar, the same blob.
+        zf: BinaryIO = gzip.GzipFile(filename="", fileobj=compressed, mode="wb", mtime=0)  # type: ignore[arg-type]
+    else:
+        import zstandard  # only zstd commits pay for the import
+
+        zf = zstandard.ZstdCompressor().stream_writer(compressed, closefd=False)  # type: ignore[arg-type]
+    raw = _HashingWriter(zf)
+    fd = os.open(upper, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        with tarfile.open(fileobj=raw, mode="w|", format=tarfile.PAX_FORMAT,  # type: ignore[call-overload]
+                          encoding="utf-8") as tf:
+            for info, fileobj in _Walker().entries(fd, ""):
+                tf.addfile(info, fileobj)
+                if fileobj is not None:
+                    fileobj.close()
+    finally:
+        os.close(fd)
+    zf.close()
+    return LayerBlob(f"sha256:{raw.hasher.hexdigest()}", f"sha256:{compressed.hasher.hexdigest()}",
+                     compressed.size, compression)
+
+
+class _Walker:
+    def __init__(self) -> None:
+        # (st_dev, st_ino) of files with several links -> the tar name of the first one.
+        self.links: dict[tuple[int, int], str] = {}
+
+    def entries(self, dfd: int, prefix: str) -> Iterator[tuple[tarfile.TarInfo, BinaryIO | None]]:
+        """The tar entries under the directory open as `dfd`, sorted by their names in the tar."""
+        names = []
+        for name in os.listdir(dfd):
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            names.append((WHITEOUT_PREFIX + name if is_whiteout(st) else name, name, st))
+        for tar_name, name, st in sorted(names):
+            path = prefix + tar_name
+            if is_whiteout(st):
+                yield _header(path, tarfile.REGTYPE, st, mode=0o644, xattrs={}), None
+                continue
+            xattrs = _xattrs(dfd, name)
+            if stat.S_ISDIR(st.st_mode):
+                opaque = xattrs.pop(OPAQUE_XATTR, None) == b"y"
+                sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+                try:
+                    yield _header(path + "/", tarfile.DIRTYPE, st, xattrs=xattrs), None
+                    if opaque:
+                        yield _header(f"{path}/{OPAQUE}", tarfile.REGTYPE, st, mode=0o644, xattrs={}), None
+                    yield from self.entries(sub, path + "/")
+                finally:
+                    os.close(sub)
+            elif stat.S_ISREG(st.st_mode):
+                key = (st.st_dev, st.st_ino)
+                if st.st_nlink > 1 and key in self.links:
+                    info = _header(path, tarfile.LNKTYPE, st, xattrs=xattrs)
+                    info.linkname = self.links[key]
+                    yield info, None
+                    continue
+                if st.st_nlink > 1:
+                    self.links[key] = path
+                f = os.fdopen(os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd), "rb", _CHUNK)
+                info = _header(path, tarfile.REGTYPE, st, xattrs=xattrs)
+                info.size = os.fstat(f.fileno()).st_size
+                yield info, f
+            elif stat.S_ISLNK(st.st_mode):
+                info = _header(path, tarfile.SYMTYPE, st, xattrs=xattrs)
+                info.linkname = os.readlink(name, dir_fd=dfd)
+                yield info, None
+            elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                info = _header(path, tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE, st,
+                               xattrs=xattrs)
+                info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+                yield info, None
+            elif stat.S_ISFIFO(st.st_mode):
+                yield _header(path, tarfile.FIFOTYPE, st, xattrs=xattrs), None
+            # Sockets are left out, as tar does: they mean nothing outside the running container.
+
+
+def _header(name: str, kind: bytes, st: os.stat_result, *, xattrs: dict[str, bytes],
+            mode: int | None = None) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.mode = stat.S_IMODE(st.st_mode) if mode is None else mode
+    info.uid, info.gid = st.st_uid, st.st_gid
+    info.uname = info.gname = ""
+    info.mtime = int(st.st_mtime)
+    info.pax_headers = {f"SCHILY.xattr.{k}": v.decode("utf-8", "surrogateescape") for k, v in sorted(xattrs.items())}
+    return info
+
+
+def _xattrs(dfd: int, name: str) -> dict[str, bytes]:
+    """The entry's xattrs, but overlayfs' own (trusted.overlay.*) except the opaque marker."""
+    path = f"/proc/self/fd/{dfd}/{name}"
+    out = {}
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        names = []
+    for attr in names:
+        if attr in _INCOMPLETE_MARKERS:
+            # The entry's content (or a renamed directory's) still lives in a lower layer.
+            raise BundleError(f"cannot commit {name}: overlayfs kept it as a {attr} entry (mounted with "
+                              "redirect_dir or metacopy, which ocimg does not diff)")
+        if attr.startswith("trusted.overlay.") and attr != OPAQUE_XATTR:
+            continue
+        with contextlib.suppress(OSError):
+            out[attr] = os.getxattr(path, attr, follow_symlinks=False)
+    return out
