@@ -32,6 +32,17 @@ def _parser() -> argparse.ArgumentParser:
     pull.add_argument("--jobs", type=int, default=3, help="layers fetched at once (default %(default)s)")
     pull.add_argument("--quiet", "-q", action="store_true", help="no progress display")
 
+    push = sub.add_parser("push", help="push an image from the store to a registry")
+    push.add_argument("reference", metavar="REF")
+    push.add_argument("dest", metavar="DEST", nargs="?", help="registry/repository[:tag] (default: REF's name)")
+    push.add_argument("--insecure", action="store_true",
+                      help="allow plain HTTP and unverified TLS for this registry")
+    push.add_argument("--platform", help=PLATFORM_HELP)
+    push.add_argument("--authfile", help="credentials file (containers auth.json / docker config.json)")
+    push.add_argument("--cert-dir", help="directory with this registry's CA (*.crt) and client certs")
+    push.add_argument("--chunk-size", type=int, default=16 << 20,
+                      help="blobs larger than this many bytes go up in chunks of it (default %(default)s)")
+
     login = sub.add_parser("login", help="check credentials with a registry and save them for pull and push")
     login.add_argument("registry", metavar="REGISTRY", help="host[:port]")
     login.add_argument("--username", "-u", help="(default: asked on the terminal)")
@@ -152,6 +163,8 @@ def _run(args: argparse.Namespace, extra: list[str] | None) -> int:
     store = Store(args.root)
     if cmd == "pull":
         return _pull(args, store)
+    if cmd == "push":
+        return _push(args, store)
     if cmd == "images":
         rows = store.images()
         if args.quiet:
@@ -252,6 +265,24 @@ def _pull(args: argparse.Namespace, store) -> int:  # type: ignore[no-untyped-de
     with progress.for_stream(sys.stderr, False if args.quiet else None) as prog:
         result = pull(store, ref, client, plat, prog, jobs=args.jobs)
     print(f"{result.image.name} {result.image.digest}")
+    return 0
+
+
+def _push(args: argparse.Namespace, store) -> int:  # type: ignore[no-untyped-def]
+    from ocimg import config
+    from ocimg.errors import UsageError
+    from ocimg.pull import make_client
+    from ocimg.push import destination, push
+
+    if args.chunk_size < 1:
+        raise UsageError("--chunk-size must be a positive number of bytes")
+    if not os.path.isdir(store.root):
+        store.image(args.reference)  # the not-found error, without creating an empty store
+    dest = destination(args.dest or store.lookup(args.reference, _platform(args))[0])
+    cfg = config.load(args.config)
+    client = make_client(dest, cfg, insecure=args.insecure, auth_file=args.authfile, cert_dir=args.cert_dir)
+    result = push(store, args.reference, dest, client, _platform(args), args.chunk_size)
+    print(f"{result.dest}@{result.digest} ({result.pushed} blobs pushed, {result.skipped} already there)")
     return 0
 
 
