@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 import zstandard
 
 from ocimg.store import Store
+from ocimgtest_support import REPO
 
 CHANGES = ("echo changed > /etc/motd; rm /data/b; rm -r /opt/dir; mkdir /opt/dir; echo new > /opt/dir/n; "
            "mkdir /newdir; echo hi > /newdir/f; ln /newdir/f /newdir/f2; chown 1000:2000 /newdir/f")
@@ -171,3 +173,14 @@ def test_a_killed_commits_temp_file_is_removed_by_gc(ocimg, changed):
     left.write_bytes(b"partial")
     ocimg("gc")
     assert not left.exists()
+
+
+def test_a_gzip_commit_and_tag_import_neither_zstandard_nor_the_registry_client(ocimg, changed):
+    code = ("import sys, ocimg.cli\n"
+            "for argv in (['commit', sys.argv[2], 'mine'], ['tag', 'mine', 'other']):\n"
+            "    assert ocimg.cli.main(['--root', sys.argv[1], *argv]) == 0\n"
+            "print(' '.join(m for m in ('zstandard', 'urllib3', 'ocimg.registry.client') if m in sys.modules))\n")
+    p = subprocess.run([sys.executable, "-c", code, str(ocimg.root), str(changed)], cwd=REPO, env=ocimg.env,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[-1] == ""
