@@ -1,4 +1,6 @@
-"""`commit`: an overlay bundle's writable layer as a new image layer on top of its image.
+"""`commit`: a bundle's changes as a new image layer on top of its image. An overlay bundle's
+writable layer is the change; a copy-mode rootfs is compared with the image's own root
+filesystem (its shared layers in a read-only overlay, mounted for the time of the diff).
 
 The layer (ocimg.diff), the new config (its diff_id appended to rootfs.diff_ids, a history
 entry) and an OCI manifest go into the store's blobs; the name is written last, under the
@@ -13,8 +15,10 @@ import datetime
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 
 from ocimg import mediatypes as mt
+from ocimg import overlay
 from ocimg import reference
 from ocimg.bundle import STATE_DIR, read_record
 from ocimg.diff import write_layer
@@ -38,13 +42,9 @@ def commit(store: Store, bundle_dir: str, ref_text: str, compression: str = "gzi
         raise InvalidReference(f"invalid name {ref_text!r}: a new image cannot be named by a digest")
     bundle_dir = os.path.abspath(bundle_dir)
     record = read_record(bundle_dir)
-    if record["mode"] != "overlay":
-        raise BundleError(f"{bundle_dir} is a copy-mode bundle: it has no writable layer to commit "
-                          "(make the bundle with --mode overlay)")
     if os.path.abspath(record.get("store") or "") != store.root:
         raise BundleError(f"{bundle_dir} was made from the store {record.get('store')}, not {store.root} "
                           f"(use --root {record.get('store')})")
-    upper = os.path.join(bundle_dir, STATE_DIR, "upper")
     if not os.path.isdir(store.root):
         raise BundleError(f"the store {store.root} of {bundle_dir} is gone")
     with store.in_use():
@@ -53,7 +53,12 @@ def commit(store: Store, bundle_dir: str, ref_text: str, compression: str = "gzi
         except NotFound:
             raise BundleError(f"the image of {bundle_dir} ({record.get('manifest')}) is no longer in the store "
                               f"{store.root}: pull it again to commit") from None
-        layer = _write_layer_blob(store, upper, compression)
+        if record["mode"] == "overlay":
+            layer = _write_layer_blob(store, os.path.join(bundle_dir, STATE_DIR, "upper"), compression)
+        else:
+            # A copy-mode rootfs is compared with the image's own merged view.
+            with _image_view(store, base, bundle_dir) as view:
+                layer = _write_layer_blob(store, os.path.join(bundle_dir, "rootfs"), compression, view)
         config = _config(base, layer.diff_id, message)
         cfg_bytes = json.dumps(config, separators=(",", ":")).encode()
         cfg_digest = store.layout.write_blob(cfg_bytes)
@@ -72,16 +77,35 @@ def commit(store: Store, bundle_dir: str, ref_text: str, compression: str = "gzi
     return store.image_for(name, desc)
 
 
-def _write_layer_blob(store: Store, upper: str, compression: str):  # type: ignore[no-untyped-def]
-    """The layer of `upper`, written to STORE/ingest and moved into blobs/ once complete."""
+@contextlib.contextmanager
+def _image_view(store: Store, image: Image, bundle_dir: str) -> Iterator[str]:
+    """The image's root filesystem, read-only: its shared layers (unpacked if need be) in an overlay."""
+    lowers = [*reversed(store.unpacked_layers(image))]
+    # overlayfs wants two lower dirs at least when it has no upper one.
+    empty = tempfile.mkdtemp(prefix=".tmp-commit-empty-", dir=os.path.join(bundle_dir, STATE_DIR))
+    view = tempfile.mkdtemp(prefix=".tmp-commit-view-", dir=os.path.join(bundle_dir, STATE_DIR))
+    try:
+        overlay.mount_readonly([*lowers, empty], view)
+        try:
+            yield view
+        finally:
+            overlay.unmount(view, lazy=True)
+    finally:
+        os.rmdir(view)
+        os.rmdir(empty)
+
+
+def _write_layer_blob(store: Store, upper: str, compression: str,  # type: ignore[no-untyped-def]
+                      base: str | None = None):
+    """The layer of `upper` (over `base`), written to STORE/ingest and moved into blobs/ once complete."""
     if not os.path.isdir(upper):
-        raise BundleError(f"{upper} is missing: the bundle has no writable layer to commit")
+        raise BundleError(f"{upper} is missing: the bundle has nothing to commit")
     ingest = os.path.join(store.root, "ingest")
     os.makedirs(ingest, 0o700, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-commit-", dir=ingest)
     try:
         with os.fdopen(fd, "wb") as out:
-            layer = write_layer(upper, out, compression)
+            layer = write_layer(upper, out, compression, base)
             out.flush()
             os.fsync(out.fileno())
         store.layout.adopt(tmp, Digest.parse(layer.digest))

@@ -16,7 +16,7 @@ import pytest
 import zstandard
 
 from ocimg.store import Store
-from ocimgtest_support import REPO
+from ocimgtest_support import REPO, mounts_under
 
 CHANGES = ("echo changed > /etc/motd; rm /data/b; rm -r /opt/dir; mkdir /opt/dir; echo new > /opt/dir/n; "
            "mkdir /newdir; echo hi > /newdir/f; ln /newdir/f /newdir/f2; chown 1000:2000 /newdir/f")
@@ -32,6 +32,14 @@ def changed_bundle(ocimg, ref: str, bundle: Path, runc) -> Path:
     assert p.returncode == 0, p.stderr
     os.setxattr(bundle / "rootfs" / "newdir" / "f", "user.note", b"kept")
     return bundle
+
+
+def assert_shows_the_changes(ocimg, ref: str, bundle: Path, runc, mode: str = "overlay") -> None:
+    """A bundle of `ref` runs and sees what CHANGES did."""
+    ocimg("bundle", "--mode", mode, ref, str(bundle), "--", "/bin/sh", "-c", SHOW)
+    p = runc.run(bundle)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == SHOWN
 
 
 @pytest.fixture
@@ -79,10 +87,7 @@ def images_ref(ocimg) -> str:
 def test_the_committed_image_runs_with_the_change_in_overlay_and_copy_bundles(ocimg, changed, tmp, runc):
     ocimg("commit", str(changed), "mine")
     for mode in ("overlay", "copy"):
-        ocimg("bundle", "--mode", mode, "mine", str(tmp / mode), "--", "/bin/sh", "-c", SHOW)
-        p = runc.run(tmp / mode)
-        assert p.returncode == 0, p.stderr
-        assert p.stdout.splitlines() == SHOWN
+        assert_shows_the_changes(ocimg, "mine", tmp / mode, runc, mode)
     assert not (tmp / "copy" / "rootfs" / "data" / "b").exists()
     assert os.getxattr(tmp / "copy" / "rootfs" / "newdir" / "f", "user.note") == b"kept"
 
@@ -116,8 +121,7 @@ def test_zstd_compression(ocimg, changed, tmp, runc):
     desc, tf = layer_tar(ocimg.root, "mine")
     assert desc["mediaType"] == "application/vnd.oci.image.layer.v1.tar+zstd"
     assert "data/.wh.b" in tf.getnames()
-    ocimg("bundle", "mine", str(tmp / "z"), "--", "/bin/sh", "-c", SHOW)
-    assert runc.run(tmp / "z").stdout.splitlines() == SHOWN
+    assert_shows_the_changes(ocimg, "mine", tmp / "z", runc)
 
 
 @pytest.mark.skipif(not shutil.which("umoci"), reason="umoci is not installed")
@@ -143,17 +147,27 @@ def test_skopeo_inspects_the_committed_image(ocimg, changed):
     assert doc["Digest"] == new["Digest"] and doc["Layers"] == [l["digest"] for l in new["Layers"]]
 
 
-def test_a_copy_mode_bundle_has_no_writable_layer_to_commit(ocimg, registry, tmp):
+def test_a_copy_mode_bundle_commits_what_differs_from_its_image(ocimg, registry, tmp, runc):
+    ref = f"{registry.host}/test/busybox"
+    ocimg("pull", "--insecure", ref)
+    ocimg("bundle", "--mode", "copy", ref, str(tmp / "c"), "--", "/bin/sh", "-c", CHANGES)
+    assert runc.run(tmp / "c").returncode == 0
+    ocimg("commit", str(tmp / "c"), "mine")
+    _, tf = layer_tar(ocimg.root, "mine")
+    names = tf.getnames()
+    assert names == sorted(names)
+    assert {"data/.wh.b", "etc/motd", "opt/dir/.wh.z", "opt/dir/n", "newdir/f", "newdir/f2"} <= set(names)
+    assert not {"bin/busybox", "data/c", "etc/passwd", "srv/null"} & set(names)  # unchanged
+    assert mounts_under(str(tmp / "c")) == [] and sorted(os.listdir(tmp / "c" / ".ocimg")) == ["bundle.json"]
+    assert_shows_the_changes(ocimg, "mine", tmp / "again", runc)
+
+
+def test_an_unchanged_copy_mode_bundle_commits_an_empty_layer(ocimg, registry, tmp):
     ref = f"{registry.host}/test/busybox"
     ocimg("pull", "--insecure", ref)
     ocimg("bundle", "--mode", "copy", ref, str(tmp / "c"))
-    before = sorted(os.listdir(ocimg.root / "blobs" / "sha256"))
-    p = ocimg("commit", str(tmp / "c"), "mine", check=False)
-    assert p.returncode == 1
-    assert p.stderr == (f"ocimg: {tmp / 'c'} is a copy-mode bundle: it has no writable layer to commit "
-                        "(make the bundle with --mode overlay)\n")
-    assert sorted(os.listdir(ocimg.root / "blobs" / "sha256")) == before
-    assert ocimg("images", "-q").stdout == f"{ref}:latest\n"
+    ocimg("commit", str(tmp / "c"), "mine")
+    assert layer_tar(ocimg.root, "mine")[1].getnames() == []
 
 
 def test_commit_of_a_directory_that_is_no_bundle_is_a_one_line_error(ocimg, changed, tmp):

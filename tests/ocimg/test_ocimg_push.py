@@ -11,7 +11,7 @@ from ocimg.registry.client import RegistryClient
 from ocimg.store import Store
 from ocimgtest_support import PASSWORD, USER
 from test_ocimg_auth import auth_json, certs_config
-from test_ocimg_commit import SHOW, SHOWN, changed_bundle
+from test_ocimg_commit import assert_shows_the_changes, changed_bundle
 
 
 def repo(registry) -> str:
@@ -38,10 +38,7 @@ def test_commit_push_and_pull_into_another_store_round_trip(ocimg, registry, tmp
     assert remote["Layers"] == [l["digest"] for l in committed["Layers"]]
     second = type(ocimg)(tmp / "store2", ocimg.env)
     second("pull", "--insecure", dest)
-    second("bundle", dest, str(tmp / "again"), "--", "/bin/sh", "-c", SHOW)
-    p = runc.run(tmp / "again")
-    assert p.returncode == 0, p.stderr
-    assert p.stdout.splitlines() == SHOWN
+    assert_shows_the_changes(second, dest, tmp / "again", runc)
 
 
 def test_push_keeps_the_manifest_digest_and_skips_blobs_the_registry_has(ocimg, registry, images):
