@@ -69,8 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     rm.add_argument("references", nargs="+")
     rm.add_argument("--platform", help="remove only this platform's entry (default: the name for every platform)")
 
-    com = sub.add_parser("commit", help="make an overlay bundle's changes a new image: its writable layer on top "
-                                        "of the bundle's image")
+    com = sub.add_parser("commit", help="make a bundle's changes a new image: one layer on top of the bundle's "
+                                        "image")
     com.add_argument("bundle", metavar="BUNDLE")
     com.add_argument("reference", metavar="REF")
     com.add_argument("--compression", choices=("gzip", "zstd"), default="gzip",

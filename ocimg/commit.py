@@ -105,7 +105,12 @@ def _write_layer_blob(store: Store, upper: str, compression: str,  # type: ignor
     fd, tmp = tempfile.mkstemp(prefix=".tmp-commit-", dir=ingest)
     try:
         with os.fdopen(fd, "wb") as out:
-            layer = write_layer(upper, out, compression, base)
+            try:
+                layer = write_layer(upper, out, compression, base)
+            except OSError as e:
+                # A file that changed or went away under a running container, or a full disk.
+                where = f" ({e.filename})" if e.filename else ""
+                raise BundleError(f"cannot commit {upper}: {e.strerror or e}{where}") from None
             out.flush()
             os.fsync(out.fileno())
         store.layout.adopt(tmp, Digest.parse(layer.digest))
