@@ -198,3 +198,11 @@ def test_a_gzip_commit_and_tag_import_neither_zstandard_nor_the_registry_client(
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines()[-1] == ""
+
+
+def test_binary_xattr_values_survive_the_commit(ocimg, changed, tmp):
+    value = b"\xff\x00\x01not utf-8\xfe"
+    os.setxattr(changed / "rootfs" / "newdir" / "f2", "user.raw", value)
+    ocimg("commit", str(changed), "mine")
+    ocimg("bundle", "--mode", "copy", "mine", str(tmp / "c"))
+    assert os.getxattr(tmp / "c" / "rootfs" / "newdir" / "f", "user.raw") == value
