@@ -282,7 +282,8 @@ def _push(args: argparse.Namespace, store) -> int:  # type: ignore[no-untyped-de
     cfg = config.load(args.config)
     client = make_client(dest, cfg, insecure=args.insecure, auth_file=args.authfile, cert_dir=args.cert_dir)
     result = push(store, args.reference, dest, client, _platform(args), args.chunk_size)
-    print(f"{result.dest}@{result.digest} ({result.pushed} blobs pushed, {result.skipped} already there)")
+    mounted = f", {result.mounted} mounted from {result.mounted_from}" if result.mounted else ""
+    print(f"{result.dest}@{result.digest} ({result.pushed} blobs pushed{mounted}, {result.skipped} already there)")
     return 0
 
 

@@ -26,7 +26,9 @@ class PushResult:
     dest: Reference
     digest: Digest
     pushed: int  # blobs uploaded
+    mounted: int  # blobs the registry took from `mounted_from`, the image's own repository on it
     skipped: int  # blobs the registry had already
+    mounted_from: str | None = None
 
 
 def destination(text: str) -> Reference:
@@ -44,7 +46,8 @@ def push(store: Store, source: str, dest: Reference, client: RegistryClient, pla
         image = store.image(source, platform)
         data = store.layout.read_blob(image.digest, image.descriptor.size)
         blobs: list[Descriptor] = [image.manifest.config, *image.manifest.layers]
-        pushed = skipped = 0
+        pushed = mounted = skipped = 0
+        mount_from = _same_registry_repository(image.name, dest)
         seen: set[Digest] = set()
         for desc in blobs:
             if desc.digest in seen:
@@ -57,7 +60,20 @@ def push(store: Store, source: str, dest: Reference, client: RegistryClient, pla
                 if desc.media_type in _FOREIGN:
                     continue  # fetched from its URLs by whoever pulls it, never pushed
                 raise NotFound(f"blob {desc.digest} of {image.name} is missing from the store (pull it again)")
-            client.upload_blob(dest, desc, store.layout.blob_path(desc.digest), chunk_size)
-            pushed += 1
+            if client.upload_blob(dest, desc, store.layout.blob_path(desc.digest), chunk_size, mount_from):
+                mounted += 1
+            else:
+                pushed += 1
         digest = client.put_manifest(dest, data, image.manifest.media_type)
-    return PushResult(image.name, dest, digest, pushed, skipped)
+    return PushResult(image.name, dest, digest, pushed, mounted, skipped, mount_from)
+
+
+def _same_registry_repository(name: str, dest: Reference) -> str | None:
+    """The repository the image came from, when it is another one of `dest`'s registry."""
+    from ocimg import reference
+
+    try:
+        src = reference.parse(name)
+    except InvalidReference:
+        return None
+    return src.repository if src.registry == dest.registry and src.repository != dest.repository else None

@@ -7,6 +7,7 @@ import json
 import os
 import random
 import time
+import urllib.parse
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -274,21 +275,32 @@ class RegistryClient:
         r = self._push_call("HEAD", f"/v2/{ref.repository}/blobs/{digest}", ref, f"blob {digest}", (200, 404))
         return r.status == 200
 
-    def upload_blob(self, ref: Reference, desc: Descriptor, path: str, chunk_size: int) -> None:
+    def upload_blob(self, ref: Reference, desc: Descriptor, path: str, chunk_size: int,
+                    mount_from: str | None = None) -> bool:
         """Upload the file `path` as blob `desc`: one PUT when it fits in `chunk_size`, else PATCHes
-        of `chunk_size` bytes and a closing PUT. A failed upload starts over, a few times."""
+        of `chunk_size` bytes and a closing PUT. A failed upload starts over, a few times.
+
+        With `mount_from` (another repository of this registry that has the blob), the registry is
+        asked to mount it from there first; True when it did, and nothing was uploaded.
+        """
         what = f"blob {desc.digest}"
         for attempt in range(self.attempts):
             try:
-                self._upload_once(ref, desc, path, chunk_size, what)
-                return
+                return self._upload_once(ref, desc, path, chunk_size, what, mount_from)
             except RegistryError as e:
                 if e.status is None or not _is_transient(e.status) or attempt + 1 >= self.attempts:
                     raise
                 _backoff(attempt)
+        return False
 
-    def _upload_once(self, ref: Reference, desc: Descriptor, path: str, chunk_size: int, what: str) -> None:
-        r = self._push_call("POST", f"/v2/{ref.repository}/blobs/uploads/", ref, what, (202,))
+    def _upload_once(self, ref: Reference, desc: Descriptor, path: str, chunk_size: int, what: str,
+                     mount_from: str | None) -> bool:
+        query = urllib.parse.urlencode({"mount": str(desc.digest), "from": mount_from}) if mount_from else ""
+        r = self._push_call("POST", f"/v2/{ref.repository}/blobs/uploads/" + (f"?{query}" if query else ""),
+                            ref, what, (201, 202))
+        if r.status == 201:
+            return True  # mounted
+        # Not mounted (no such blob there, or no access to it): the answer is a plain upload session.
         location = self._location(r, what)
         with open(path, "rb") as f:
             if desc.size > chunk_size:
@@ -308,6 +320,7 @@ class RegistryClient:
         got = r.headers.get("Docker-Content-Digest")
         if got and got != str(desc.digest):
             raise DigestError(f"{what}: the registry stored it as {got}")
+        return False
 
     def put_manifest(self, ref: Reference, data: bytes, media_type: str) -> Digest:
         """PUT the manifest under `ref`'s tag; returns its digest (checked against the registry's)."""

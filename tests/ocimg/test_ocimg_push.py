@@ -42,13 +42,23 @@ def test_commit_push_and_pull_into_another_store_round_trip(ocimg, registry, tmp
 
 
 def test_push_keeps_the_manifest_digest_and_skips_blobs_the_registry_has(ocimg, registry, images):
+    ocimg("pull", "--insecure", f"{registry.host}/test/busybox")
+    ocimg("tag", f"{registry.host}/test/busybox", "elsewhere/busybox")
+    dest = f"{repo(registry)}:copy"
+    p = ocimg("push", "--insecure", "elsewhere/busybox", dest)
+    assert p.stdout == f"{dest}@{images.busybox.digest} (4 blobs pushed, 0 already there)\n"
+    p = ocimg("push", "--insecure", "elsewhere/busybox", dest)
+    assert p.stdout == f"{dest}@{images.busybox.digest} (0 blobs pushed, 4 already there)\n"
+
+
+def test_blobs_are_mounted_from_the_images_own_repository_on_the_same_registry(ocimg, registry, images):
     src = f"{registry.host}/test/busybox"
     ocimg("pull", "--insecure", src)
-    dest = f"{repo(registry)}:copy"
+    dest = f"{repo(registry)}:mounted"
     p = ocimg("push", "--insecure", src, dest)
-    assert p.stdout == f"{dest}@{images.busybox.digest} (4 blobs pushed, 0 already there)\n"
-    p = ocimg("push", "--insecure", src, dest)
-    assert p.stdout == f"{dest}@{images.busybox.digest} (0 blobs pushed, 4 already there)\n"
+    assert p.stdout == (f"{dest}@{images.busybox.digest} "
+                        "(0 blobs pushed, 4 mounted from test/busybox, 0 already there)\n")
+    assert skopeo_inspect(dest)["Digest"] == images.busybox.digest
 
 
 def test_push_to_its_own_name_by_default(ocimg, registry, images):
@@ -73,11 +83,12 @@ class CountingClient(RegistryClient):
 def test_large_blobs_go_up_in_chunks(ocimg, registry, images, tmp):
     src = f"{registry.host}/test/gzip"
     ocimg("pull", "--insecure", src)
+    ocimg("tag", src, "elsewhere/gzip")  # not mounted from test/gzip: uploaded
     dest = f"{repo(registry)}:chunked"
     store = Store(str(ocimg.root))
     layer = store.image(src).manifest.layers[0]
     client = CountingClient(registry.host, insecure=True)
-    result = push(store, src, destination(dest), client, chunk_size=65536)
+    result = push(store, "elsewhere/gzip", destination(dest), client, chunk_size=65536)
     assert result.pushed == 2
     assert client.calls.count("PATCH") == -(-layer.size // 65536)  # the config fits in one PUT
     assert skopeo_inspect(dest)["Digest"] == images.gzip_only.digest
