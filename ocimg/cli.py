@@ -32,6 +32,32 @@ def _parser() -> argparse.ArgumentParser:
     pull.add_argument("--jobs", type=int, default=3, help="layers fetched at once (default %(default)s)")
     pull.add_argument("--quiet", "-q", action="store_true", help="no progress display")
 
+    push = sub.add_parser("push", help="push an image from the store to a registry")
+    push.add_argument("reference", metavar="REF")
+    push.add_argument("dest", metavar="DEST", nargs="?", help="registry/repository[:tag] (default: REF's name)")
+    push.add_argument("--insecure", action="store_true",
+                      help="allow plain HTTP and unverified TLS for this registry")
+    push.add_argument("--platform", help=PLATFORM_HELP)
+    push.add_argument("--authfile", help="credentials file (containers auth.json / docker config.json)")
+    push.add_argument("--cert-dir", help="directory with this registry's CA (*.crt) and client certs")
+    push.add_argument("--chunk-size", type=int, default=16 << 20,
+                      help="blobs larger than this many bytes go up in chunks of it (default %(default)s)")
+
+    login = sub.add_parser("login", help="check credentials with a registry and save them for pull and push")
+    login.add_argument("registry", metavar="REGISTRY", help="host[:port]")
+    login.add_argument("--username", "-u", help="(default: asked on the terminal)")
+    login.add_argument("--password-stdin", action="store_true",
+                       help="read the password from stdin (default: asked on the terminal)")
+    login.add_argument("--authfile", help="credentials file (default $REGISTRY_AUTH_FILE, "
+                                          "$XDG_RUNTIME_DIR/containers/auth.json, ~/.config/containers/auth.json)")
+    login.add_argument("--insecure", action="store_true", help="allow plain HTTP and unverified TLS")
+    login.add_argument("--cert-dir", help="directory with this registry's CA (*.crt) and client certs")
+
+    logout = sub.add_parser("logout", help="remove a registry's saved credentials")
+    logout.add_argument("registry", metavar="REGISTRY", nargs="?", help="host[:port]")
+    logout.add_argument("--all", action="store_true", help="every registry's")
+    logout.add_argument("--authfile", help="credentials file (default: as login)")
+
     images = sub.add_parser("images", help="list images in the store")
     images.add_argument("--quiet", "-q", action="store_true", help="names only")
 
@@ -42,6 +68,19 @@ def _parser() -> argparse.ArgumentParser:
     rm = sub.add_parser("rm", help="remove image names from the store (then `ocimg gc` frees space)")
     rm.add_argument("references", nargs="+")
     rm.add_argument("--platform", help="remove only this platform's entry (default: the name for every platform)")
+
+    com = sub.add_parser("commit", help="make a bundle's changes a new image: one layer on top of the bundle's "
+                                        "image")
+    com.add_argument("bundle", metavar="BUNDLE")
+    com.add_argument("reference", metavar="REF")
+    com.add_argument("--compression", choices=("gzip", "zstd"), default="gzip",
+                     help="of the new layer (default %(default)s)")
+    com.add_argument("--message", "-m", help="comment of the new history entry")
+
+    tag = sub.add_parser("tag", help="give an image in the store another name (the same manifest)")
+    tag.add_argument("source", metavar="SRC")
+    tag.add_argument("dest", metavar="DST")
+    tag.add_argument("--platform", help=PLATFORM_HELP)
 
     sub.add_parser("gc", help="delete blobs and unpacked layers that no image or bundle uses")
 
@@ -116,10 +155,16 @@ def _run(args: argparse.Namespace, extra: list[str] | None) -> int:
     from ocimg.errors import UsageError
     from ocimg.store import Store
 
-    store = Store(args.root)
     cmd = args.command
+    if cmd == "login":
+        return _login(args)
+    if cmd == "logout":
+        return _logout(args)
+    store = Store(args.root)
     if cmd == "pull":
         return _pull(args, store)
+    if cmd == "push":
+        return _push(args, store)
     if cmd == "images":
         rows = store.images()
         if args.quiet:
@@ -147,6 +192,18 @@ def _run(args: argparse.Namespace, extra: list[str] | None) -> int:
     if cmd == "rm":
         for r in args.references:
             print(f"Untagged {store.remove(r, _platform(args))}")
+        return 0
+    if cmd == "commit":
+        from ocimg.commit import commit
+
+        image = commit(store, args.bundle, args.reference, args.compression, args.message)
+        print(f"{image.name} {image.digest}")
+        return 0
+    if cmd == "tag":
+        if not os.path.isdir(store.root):
+            store.image(args.source)  # the not-found error, without creating an empty store
+        src, dst = store.tag(args.source, args.dest, _platform(args))
+        print(f"Tagged {src} as {dst}")
         return 0
     if cmd == "gc":
         if not os.path.isdir(store.root):
@@ -208,6 +265,76 @@ def _pull(args: argparse.Namespace, store) -> int:  # type: ignore[no-untyped-de
     with progress.for_stream(sys.stderr, False if args.quiet else None) as prog:
         result = pull(store, ref, client, plat, prog, jobs=args.jobs)
     print(f"{result.image.name} {result.image.digest}")
+    return 0
+
+
+def _push(args: argparse.Namespace, store) -> int:  # type: ignore[no-untyped-def]
+    from ocimg import config
+    from ocimg.errors import UsageError
+    from ocimg.pull import make_client
+    from ocimg.push import destination, push
+
+    if args.chunk_size < 1:
+        raise UsageError("--chunk-size must be a positive number of bytes")
+    if not os.path.isdir(store.root):
+        store.image(args.reference)  # the not-found error, without creating an empty store
+    dest = destination(args.dest or store.lookup(args.reference, _platform(args))[0])
+    cfg = config.load(args.config)
+    client = make_client(dest, cfg, insecure=args.insecure, auth_file=args.authfile, cert_dir=args.cert_dir)
+    result = push(store, args.reference, dest, client, _platform(args), args.chunk_size)
+    mounted = f", {result.mounted} mounted from {result.mounted_from}" if result.mounted else ""
+    print(f"{result.dest}@{result.digest} ({result.pushed} blobs pushed{mounted}, {result.skipped} already there)")
+    return 0
+
+
+def _login(args: argparse.Namespace) -> int:
+    from ocimg import config
+    from ocimg.errors import UsageError
+    from ocimg.login import login
+    from ocimg.reference import parse_registry
+    from ocimg.registry.auth import Credentials
+
+    registry = parse_registry(args.registry)
+    cfg = config.load(args.config)
+    interactive = sys.stdin.isatty()
+    user = args.username
+    if user is None:
+        if args.password_stdin or not interactive:
+            raise UsageError("login: give --username (there is no terminal to ask on)")
+        user = input("Username: ")
+    if args.password_stdin:
+        password = sys.stdin.read().rstrip("\r\n")
+    elif interactive:
+        import getpass
+
+        password = getpass.getpass("Password: ")
+    else:
+        raise UsageError("login: give the password on stdin with --password-stdin (there is no terminal to ask on)")
+    if not user or ":" in user:
+        raise UsageError("login: the username must be non-empty and without ':'")
+    if not password:
+        raise UsageError("login: the password is empty")
+    login(registry, Credentials(user, password), cfg, args.authfile, args.insecure, args.cert_dir)
+    print(f"Login Succeeded ({registry})")
+    return 0
+
+
+def _logout(args: argparse.Namespace) -> int:
+    from ocimg import config
+    from ocimg.errors import NotFound, UsageError
+    from ocimg.login import logout
+    from ocimg.reference import parse_registry
+
+    if args.all == bool(args.registry):
+        raise UsageError("usage: ocimg logout REGISTRY | ocimg logout --all")
+    registry = None if args.all else parse_registry(args.registry)
+    path, removed = logout(registry, config.load(args.config), args.authfile)
+    if args.all:
+        print(f"Removed every login from {path}")
+    elif not removed:
+        raise NotFound(f"not logged in to {registry} (no credentials in {path})")
+    else:
+        print(f"Removed login credentials for {registry}")
     return 0
 
 

@@ -131,10 +131,14 @@ class Layout:
             os.close(fd)
 
     def commit_ingest(self, digest: Digest) -> None:
-        path = self.blob_path(digest)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        os.chmod(self.ingest_path(digest), 0o644)
-        os.replace(self.ingest_path(digest), path)
+        self.adopt(self.ingest_path(digest), digest)
+
+    def adopt(self, path: str, digest: Digest) -> None:
+        """Move the complete, verified file `path` into place as blob `digest`."""
+        final = self.blob_path(digest)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        os.chmod(path, 0o644)
+        os.replace(path, final)
 
     def blobs(self) -> Iterator[Digest]:
         base = os.path.join(self.root, "blobs")

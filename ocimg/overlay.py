@@ -59,6 +59,18 @@ def mount(lowers: list[str], upper: str, work: str, target: str) -> None:
         os.close(old)
 
 
+def mount_readonly(lowers: list[str], target: str) -> None:
+    """A read-only overlay of `lowers` alone (top-most first) at `target`: an image's merged view."""
+    data = f"lowerdir={':'.join(lowers)}"
+    if len(data) > _MAX_DATA:
+        raise MountError(f"too many layers ({len(lowers)}) for one read-only overlay mount")
+    _check_names(lowers)
+    try:
+        syscalls.mount("overlay", target, "overlay", syscalls.MS_RDONLY, data)
+    except OSError as e:
+        raise MountError(f"mounting overlay on {target} failed: {e.strerror}") from None
+
+
 def _check_names(lowers: list[str]) -> None:
     for p in lowers:
         if ":" in p or "," in p:

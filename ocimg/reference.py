@@ -114,3 +114,16 @@ def parse(text: str, default_tag: bool = True) -> Reference:
     if tag is None and digest is None and default_tag:
         tag = DEFAULT_TAG
     return Reference(registry, path, tag, digest)
+
+
+def parse_registry(text: str) -> str:
+    """A registry host as `login` and auth.json name it: `host[:port]`, Docker Hub as docker.io."""
+    host = text.strip()
+    for prefix in ("https://", "http://"):
+        host = host.removeprefix(prefix)
+    host = host.rstrip("/")
+    if host.endswith("/v1") or host.endswith("/v2"):
+        host = host[:-3]
+    if not host or not _DOMAIN_RE.match(host):
+        raise InvalidReference(f"invalid registry {text!r}: want host[:port]")
+    return DOCKER_HUB if host in ("index.docker.io", DOCKER_HUB_API) else host

@@ -152,6 +152,11 @@ class Store:
             raise ManifestError(f"{name}: {len(manifest.layers)} layers but {len(config.diff_ids)} diff_ids")
         return Image(name, desc, manifest, config)
 
+    def image_by_digest(self, name: str, digest: Digest) -> Image:
+        """The image whose manifest is blob `digest` (named `name`), whatever names point at it."""
+        data = self.layout.read_blob(digest)
+        return self.image_for(name, Descriptor(media_type_of(data), digest, len(data)))
+
     def images(self) -> list[tuple[str, Descriptor]]:
         if not os.path.exists(self.layout.index_path):
             return []
@@ -162,6 +167,20 @@ class Store:
         name, desc = self.lookup(text, platform)
         self.layout.remove_ref(name, desc.digest if platform else None)
         return name
+
+    def tag(self, src: str, dst: str, platform: Platform | None = None) -> tuple[str, str]:
+        """Give the image `src` (this host's platform, or `platform`) the new name `dst`.
+
+        The new entry carries the same manifest descriptor (and so the same platform): tagging
+        one platform of a multi-platform name leaves the other platforms of `dst` alone.
+        """
+        ref = reference.parse(dst)
+        if ref.digest is not None:
+            raise InvalidReference(f"invalid tag {dst!r}: a new name cannot pin a digest")
+        with self.in_use():
+            name, desc = self.lookup(src, platform)
+            self.layout.set_ref(str(ref), desc)
+        return name, str(ref)
 
     # -- unpacked layers ------------------------------------------------------------------
 
@@ -281,6 +300,10 @@ class Store:
         """Drop abandoned partial downloads; ones a running pull holds locked stay."""
         d = os.path.join(self.root, "ingest")
         for name in os.listdir(d) if os.path.isdir(d) else ():
+            if name.startswith(".tmp-"):
+                # A layer a killed commit was writing (running ones hold the gc lock).
+                os.unlink(os.path.join(d, name))
+                continue
             if not name.endswith(".lock"):
                 continue
             lock = os.path.join(d, name)

@@ -18,6 +18,7 @@ _NR = {"move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "opena
 UNIFIED_NUMBERS = platform.machine() in ("x86_64", "aarch64", "riscv64", "ppc64le", "s390x", "loongarch64")
 
 MNT_DETACH = 2
+MS_RDONLY = 1
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_IN_ROOT = 0x10

@@ -117,6 +117,56 @@ def _decode_entry(entry: dict, path: str, key: str) -> Credentials | None:
     return None
 
 
+def auth_file_for_writing(auth_file: str | None = None) -> str:
+    """Where `login` keeps credentials: the file given, else the first of the containers' files
+    pull reads ($REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json,
+    ~/.config/containers/auth.json), never docker's config.json."""
+    return auth_file or default_auth_files()[0]
+
+
+def _read_auth_doc(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        return {"auths": {}}
+    except (OSError, ValueError) as e:
+        raise OcimgError(f"cannot read auth file {path}: {e}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.setdefault("auths", {}), dict):
+        raise OcimgError(f"auth file {path} is not a containers auth file (no \"auths\" object)")
+    return doc
+
+
+def _write_auth_doc(path: str, doc: dict) -> None:
+    from ocimg.layout import atomic_write  # noqa: PLC0415 -- only login and logout write
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), 0o700, exist_ok=True)
+    # Written whole and renamed: a reader never sees half a file; 0600, it holds passwords.
+    atomic_write(path, json.dumps(doc, indent=1).encode() + b"\n", 0o600)
+
+
+def store_credentials(path: str, registry: str, creds: Credentials) -> None:
+    """Save `creds` as `registry`'s entry of auth file `path`, keeping every other entry."""
+    doc = _read_auth_doc(path)
+    raw = f"{creds.username}:{creds.password}".encode()
+    doc["auths"][registry] = {"auth": base64.b64encode(raw).decode()}
+    _write_auth_doc(path, doc)
+
+
+def remove_credentials(path: str, registry: str | None) -> bool:
+    """Drop `registry`'s entries (every spelling pull would read), or all with None.
+    False when there was nothing to drop."""
+    doc = _read_auth_doc(path)
+    auths = doc["auths"]
+    keys = list(auths) if registry is None else [k for k in _registry_keys(registry, None) if k in auths]
+    if not keys:
+        return False
+    for k in keys:
+        del auths[k]
+    _write_auth_doc(path, doc)
+    return True
+
+
 # fetch(url, headers) -> (status, body bytes); kept abstract so the token request goes
 # through the same TLS settings and connection pool as the registry requests.
 Fetcher = Callable[[str, dict[str, str]], tuple[int, bytes]]

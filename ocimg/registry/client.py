@@ -7,6 +7,7 @@ import json
 import os
 import random
 import time
+import urllib.parse
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -101,20 +102,23 @@ class RegistryClient:
             raise RegistryError(f"cannot reach registry {self.host}: {_reason(e)}") from None
 
     def request(self, method: str, path: str, scope: str, headers: dict[str, str] | None = None,
-                preload: bool = True) -> urllib3.BaseHTTPResponse:
-        """One request with the 401 challenge handled; transport errors propagate (urllib3's)."""
-        url = self.base_url() + path
+                preload: bool = True, body: bytes | None = None) -> urllib3.BaseHTTPResponse:
+        """One request with the 401 challenge handled; transport errors propagate (urllib3's).
+
+        `path` is below the registry's base URL, or a whole URL (an upload's Location)."""
+        url = path if path.startswith(("https://", "http://")) else self.base_url() + path
         h = dict(headers or {})
         auth = self.auth.header(scope)
         if auth:
             h["Authorization"] = auth
-        r = self._pool.request(method, url, headers=h, retries=self._retries, preload_content=preload)
+        r = self._pool.request(method, url, headers=h, retries=self._retries, preload_content=preload, body=body)
         if r.status == 401:
             challenge = r.headers.get("WWW-Authenticate")
             r.drain_conn()
             r.release_conn()
             h["Authorization"] = self.auth.handle_challenge(challenge, scope)
-            r = self._pool.request(method, url, headers=h, retries=self._retries, preload_content=preload)
+            r = self._pool.request(method, url, headers=h, retries=self._retries, preload_content=preload,
+                                   body=body)
             if r.status == 401:
                 r.drain_conn()
                 raise AuthError(f"{self.registry}: authentication failed (HTTP 401)", 401)
@@ -135,6 +139,15 @@ class RegistryClient:
         return RegistryError(msg, status)
 
     # -- API ----------------------------------------------------------------------------
+
+    def check_access(self) -> None:
+        """GET /v2/ with its challenge answered: AuthError when the registry refuses the credentials."""
+        try:
+            r = self.request("GET", "/v2/", "")
+        except Urllib3Error as e:
+            raise RegistryError(f"cannot reach registry {self.host}: {_reason(e)}") from None
+        if r.status != 200:
+            raise self._error(r.status, r.data, f"registry {self.registry}")
 
     def get_manifest(self, ref: Reference, selector: str | None = None) -> tuple[bytes, str, Digest]:
         """Fetch a manifest or index by tag or digest; its bytes are verified before returning."""
@@ -254,6 +267,88 @@ class RegistryClient:
                                   limit, what)
         verify_bytes(data, desc.digest, desc.size, what)
         return data
+
+    # -- pushing ------------------------------------------------------------------------
+
+    def has_blob(self, ref: Reference, digest: Digest) -> bool:
+        """HEAD the blob in `ref`'s repository: is it there already?"""
+        r = self._push_call("HEAD", f"/v2/{ref.repository}/blobs/{digest}", ref, f"blob {digest}", (200, 404))
+        return r.status == 200
+
+    def upload_blob(self, ref: Reference, desc: Descriptor, path: str, chunk_size: int,
+                    mount_from: str | None = None) -> bool:
+        """Upload the file `path` as blob `desc`: one PUT when it fits in `chunk_size`, else PATCHes
+        of `chunk_size` bytes and a closing PUT. A failed upload starts over, a few times.
+
+        With `mount_from` (another repository of this registry that has the blob), the registry is
+        asked to mount it from there first; True when it did, and nothing was uploaded.
+        """
+        what = f"blob {desc.digest}"
+        for attempt in range(self.attempts):
+            try:
+                return self._upload_once(ref, desc, path, chunk_size, what, mount_from)
+            except RegistryError as e:
+                if e.status is None or not _is_transient(e.status) or attempt + 1 >= self.attempts:
+                    raise
+                _backoff(attempt)
+        return False
+
+    def _upload_once(self, ref: Reference, desc: Descriptor, path: str, chunk_size: int, what: str,
+                     mount_from: str | None) -> bool:
+        query = urllib.parse.urlencode({"mount": str(desc.digest), "from": mount_from}) if mount_from else ""
+        r = self._push_call("POST", f"/v2/{ref.repository}/blobs/uploads/" + (f"?{query}" if query else ""),
+                            ref, what, (201, 202))
+        if r.status == 201:
+            return True  # mounted
+        # Not mounted (no such blob there, or no access to it): the answer is a plain upload session.
+        location = self._location(r, what)
+        with open(path, "rb") as f:
+            if desc.size > chunk_size:
+                offset = 0
+                while chunk := f.read(chunk_size):
+                    headers = {"Content-Type": "application/octet-stream", "Content-Length": str(len(chunk)),
+                               "Content-Range": f"{offset}-{offset + len(chunk) - 1}"}
+                    r = self._push_call("PATCH", location, ref, what, (202,), headers, chunk)
+                    location = self._location(r, what)
+                    offset += len(chunk)
+                data = b""
+            else:
+                data = f.read()
+        sep = "&" if "?" in location else "?"
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(len(data))}
+        r = self._push_call("PUT", f"{location}{sep}digest={desc.digest}", ref, what, (201,), headers, data)
+        got = r.headers.get("Docker-Content-Digest")
+        if got and got != str(desc.digest):
+            raise DigestError(f"{what}: the registry stored it as {got}")
+        return False
+
+    def put_manifest(self, ref: Reference, data: bytes, media_type: str) -> Digest:
+        """PUT the manifest under `ref`'s tag; returns its digest (checked against the registry's)."""
+        digest = Digest.of(data)
+        what = f"manifest {ref}"
+        r = self._push_call("PUT", f"/v2/{ref.repository}/manifests/{ref.selector}", ref, what, (201,),
+                            {"Content-Type": media_type, "Content-Length": str(len(data))}, data)
+        got = r.headers.get("Docker-Content-Digest")
+        if got and got != str(digest):
+            raise DigestError(f"{what}: the registry stored it as {got}, not {digest}")
+        return digest
+
+    def _push_call(self, method: str, path: str, ref: Reference, what: str, ok: tuple[int, ...],
+                   headers: dict[str, str] | None = None, body: bytes | None = None) -> urllib3.BaseHTTPResponse:
+        scope = f"repository:{ref.repository}:pull,push"
+        try:
+            r = self.request(method, path, scope, headers, body=body)
+        except Urllib3Error as e:
+            raise RegistryError(f"{what}: {_reason(e)}", 503) from None  # retried like a 503
+        if r.status not in ok:
+            raise self._error(r.status, r.data, what)
+        return r
+
+    def _location(self, r: urllib3.BaseHTTPResponse, what: str) -> str:
+        location = r.headers.get("Location")
+        if not location:
+            raise RegistryError(f"{what}: the registry gave no upload location")
+        return location if location.startswith(("https://", "http://")) else self.base_url() + location
 
     def _get_small(self, path: str, scope: str, headers: dict | None, limit: int,
                    what: str) -> tuple[urllib3.BaseHTTPResponse, bytes]:

@@ -179,9 +179,11 @@ class Ocimg:
         self.env = {**os.environ, "OCIMG_CONFIG": "/nonexistent-ocimg-config-for-tests", **(env or {})}
         self.env.pop("REGISTRY_AUTH_FILE", None)
 
-    def __call__(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess:
+    def __call__(self, *args: str, check: bool = True, timeout: float = 180,
+                 input: str | None = None) -> subprocess.CompletedProcess:
         p = subprocess.run([sys.executable, "-m", "ocimg", "--root", str(self.root), *args], cwd=REPO,
-                           env=self.env, capture_output=True, text=True, timeout=timeout)
+                           env=self.env, capture_output=True, text=True, timeout=timeout,
+                           input=input, stdin=None if input is not None else subprocess.DEVNULL)
         if check and p.returncode != 0:
             raise AssertionError(f"ocimg {' '.join(args)} exited {p.returncode}: {p.stderr}")
         return p
