@@ -25,7 +25,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ocimg import mediatypes as mt
@@ -44,10 +44,12 @@ from ocimg.manifest import (
     parse_index,
     parse_manifest,
 )
-from ocimg.unpack import unpack_layer
+from ocimg.unpack import NeedsLowers, unpack_layer
 
 DEFAULT_ROOT = "/var/lib/ocimg"
 PRIVATE = 0o700
+# Beyond the cores, more threads only add memory (a decompression buffer each) and seeks.
+_MAX_UNPACK_THREADS = 4
 
 
 def private_dir(path: str) -> str:
@@ -198,15 +200,48 @@ class Store:
             os.close(fd)
 
     def unpacked_layers(self, image: Image, use_openat2: bool | None = None) -> list[str]:
-        """Each layer of `image` unpacked on its own (overlay whiteouts), bottom first."""
-        out: list[str] = []
-        for desc, diff_id, chain in zip(image.manifest.layers, image.config.diff_ids, chain_ids(image.config.diff_ids)):
-            out.append(self.unpack_shared(desc, diff_id, chain, list(reversed(out)), use_openat2))
-        return out
+        """Each layer of `image` unpacked on its own (overlay whiteouts), bottom first.
 
-    def unpack_shared(self, desc: Descriptor, diff_id: Digest, chain_id: Digest, lowers: list[str],
-                      use_openat2: bool | None = None) -> str:
-        """The layer unpacked over `lowers` (top-most first) into its ChainID's directory."""
+        Layers unpack in parallel: each one is written ahead of its lower layers and settles
+        what depends on them (whiteouts, implicit parents) once they are complete (unpack.py).
+        Decompression, hashing and file syscalls release the GIL, so threads overlap them.
+        """
+        layers = list(zip(image.manifest.layers, image.config.diff_ids, chain_ids(image.config.diff_ids)))
+        todo = [chain for _, _, chain in layers if not os.path.isdir(self.layer_dir(chain))]
+        if len(todo) < 2:
+            out: list[str] = []
+            for desc, diff_id, chain in layers:
+                out.append(self.unpack_shared(desc, diff_id, chain, list(reversed(out)), use_openat2))
+            return out
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        futures: list[Future[str]] = []
+
+        def lowers_of(i: int) -> Callable[[], list[str]]:
+            # Layer i's lowers were submitted before it, so they are running or done: no deadlock.
+            return lambda: [futures[j].result() for j in reversed(range(i))]
+
+        workers = min(len(todo), max(2, os.cpu_count() or 1), _MAX_UNPACK_THREADS)
+        with ThreadPoolExecutor(workers, thread_name_prefix="unpack") as pool:
+            for i, (desc, diff_id, chain) in enumerate(layers):
+                lowers = lowers_of(i) if i else []
+                futures.append(pool.submit(self.unpack_shared, desc, diff_id, chain, lowers, use_openat2))
+            return [f.result() for f in futures]
+
+    def unpack_shared(self, desc: Descriptor, diff_id: Digest, chain_id: Digest,
+                      lowers: list[str] | Callable[[], list[str]], use_openat2: bool | None = None) -> str:
+        """The layer unpacked over `lowers` (top-most first) into its ChainID's directory.
+
+        `lowers` may be a callable that waits for them, so the layer unpacks meanwhile; a layer
+        that cannot (NeedsLowers) is unpacked again once they are complete.
+        """
+        try:
+            return self._unpack_shared(desc, diff_id, chain_id, lowers, use_openat2)
+        except NeedsLowers:
+            return self._unpack_shared(desc, diff_id, chain_id, lowers(), use_openat2)  # type: ignore[operator]
+
+    def _unpack_shared(self, desc: Descriptor, diff_id: Digest, chain_id: Digest,
+                       lowers: list[str] | Callable[[], list[str]], use_openat2: bool | None = None) -> str:
         final = self.layer_dir(chain_id)
         if os.path.isdir(final):
             return final

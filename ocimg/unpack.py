@@ -11,18 +11,26 @@ Whiteouts apply only to lower layers (image-spec): an entry of the same layer st
 whiteout below something this layer made a file or symlink has nothing left to hide.
 
 Every entry is written through safepath.Root: nothing can land outside the directory.
+
+Overlay-mode layers can be unpacked before their lower layers are (so the layers of an image
+unpack in parallel): `lowers` is then a callable that waits for them. The layer is written as
+if every lower had everything (each whiteout and opaque marker written, implicit parents made
+root:root 0755), and each such decision is recorded; once the lowers are complete, `_Deferred`
+settles them with the same LowerView reads the serial unpack makes at the entry. A layer whose
+decisions cannot be settled afterwards raises NeedsLowers, and is unpacked again serially.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
 import shutil
 import stat
 import tarfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from ocimg.digest import Digest
@@ -36,6 +44,80 @@ OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _READ_BUF = 1 << 20
+
+
+class NeedsLowers(Exception):
+    """The layer cannot be unpacked ahead of its lower layers: unpack it after them."""
+
+
+@dataclass
+class _Deferred:
+    """Decisions an overlay unpack made without its lower layers, settled once they exist.
+
+    Each one is what the serial unpack decides from LowerView at the entry; the lowers do not
+    change meanwhile, so asking afterwards gives the same answer.
+    """
+
+    implicit: dict[str, None] = field(default_factory=dict)  # parents made without an entry, in order
+    explicit: set[str] = field(default_factory=set)  # of those, the ones a later entry describes
+    opaque: list[str] = field(default_factory=list)  # directories marked opaque
+    whiteouts: set[str] = field(default_factory=set)  # overlay whiteouts written and still there
+
+    def settle(self, root: Root, lower: LowerView) -> None:
+        for rel in self.implicit:
+            src = lower.find(rel)
+            st = os.lstat(src) if src else None
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                with _opened_dir(root, rel) as fd:
+                    if fd is not None:
+                        _copy_dir_attrs(src, st, fd, rel in self.explicit)
+        for rel in self.opaque:
+            if lower.lstat(rel) is None:
+                with _opened_dir(root, rel) as fd:
+                    if fd is not None:
+                        with contextlib.suppress(OSError):
+                            os.removexattr(f"/proc/self/fd/{fd}", OVERLAY_OPAQUE_XATTR)
+        for rel in self.whiteouts:
+            if lower.lstat(rel) is None:
+                parent, _, base = rel.rpartition("/")
+                with _opened_dir(root, parent) as pfd:
+                    st = _lstat(pfd, base) if pfd is not None else None
+                    if st is not None and is_whiteout(st):
+                        # Never written by the serial unpack: the directory keeps its time.
+                        pst = os.fstat(pfd)
+                        os.unlink(base, dir_fd=pfd)
+                        os.utime(pfd, ns=(pst.st_atime_ns, pst.st_mtime_ns))
+
+
+@contextlib.contextmanager
+def _opened_dir(root: Root, rel: str) -> Iterator[int | None]:
+    """Directory `rel` of the layer (resolved in it), or None if it is no directory any more."""
+    try:
+        fd = root.open(rel, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW) if rel else os.dup(root.fd)
+    except (OSError, UnsafeEntry):
+        yield None
+        return
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _copy_dir_attrs(src: str, st: os.stat_result, fd: int, xattrs_only: bool = False) -> None:
+    """A parent a layer leaves out takes the lower layers' owner, mode, xattrs and mtime.
+
+    With `xattrs_only` the layer has a later entry of its own for it, whose owner, mode and
+    xattrs win; lower xattrs it did not set stay, as they do when set first.
+    """
+    if not xattrs_only:
+        os.chown(fd, st.st_uid, st.st_gid)
+        os.chmod(fd, stat.S_IMODE(st.st_mode))
+    have = set(os.listxattr(fd)) if xattrs_only else set()
+    for attr in os.listxattr(src, follow_symlinks=False):
+        if not attr.startswith("trusted.overlay.") and attr not in have:
+            os.setxattr(fd, attr, os.getxattr(src, attr, follow_symlinks=False))
+    if not xattrs_only:
+        os.utime(fd, ns=(st.st_mtime_ns, st.st_mtime_ns))
 
 
 @dataclass
@@ -81,13 +163,16 @@ def open_decompressed(f: BinaryIO) -> BinaryIO:
 
 def unpack_layer(blob_path: str, dest: str, *, whiteouts: str, diff_id: Digest | None = None,
                  use_openat2: bool | None = None, progress: Callable[[int], None] | None = None,
-                 lowers: list[str] | None = None) -> Stats:
+                 lowers: list[str] | Callable[[], list[str]] | None = None) -> Stats:
     """Unpack the layer blob at `blob_path` onto `dest`, checking its diff_id if given.
 
     `lowers` (overlay mode): the unpacked layers below this one, top-most first. With them,
     whiteouts are written only where a lower layer has something, and parent directories the
     layer leaves out copy the lower layers' attributes. Without them every whiteout is kept.
+    A callable that returns them (waiting until they are complete) lets the layer be unpacked
+    meanwhile; it may raise NeedsLowers, after which `dest` must be discarded.
     """
+    deferred = _Deferred() if callable(lowers) and whiteouts == "overlay" else None
     with open(blob_path, "rb", buffering=_READ_BUF) as f:
         stream = open_decompressed(f)
         hasher = diff_id.hasher() if diff_id else None
@@ -96,11 +181,14 @@ def unpack_layer(blob_path: str, dest: str, *, whiteouts: str, diff_id: Digest |
             src = io.BufferedReader(_HashingReader(stream, hasher), _READ_BUF)  # type: ignore[arg-type]
         try:
             with Root(dest, use_openat2) as root:
-                view = LowerView(lowers) if lowers is not None and whiteouts == "overlay" else None
-                stats = _Applier(root, whiteouts, view).apply(src)
-            # The tar's end-of-archive padding is part of the diff_id too.
-            while src.read(_READ_BUF):
-                pass
+                view = LowerView(lowers) if isinstance(lowers, list) and whiteouts == "overlay" else None
+                stats = _Applier(root, whiteouts, view, deferred).apply(src)
+                # The tar's end-of-archive padding is part of the diff_id too.
+                while src.read(_READ_BUF):
+                    pass
+                if deferred is not None:
+                    root.forget()
+                    deferred.settle(root, LowerView(lowers()))  # type: ignore[operator]
         except (EOFError, tarfile.TarError, OSError, ValueError) as e:
             if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
                 raise LayerError(f"cannot unpack layer into {dest}: {e.strerror}") from None
@@ -114,12 +202,14 @@ def unpack_layer(blob_path: str, dest: str, *, whiteouts: str, diff_id: Digest |
 
 
 class _Applier:
-    def __init__(self, root: Root, whiteouts: str, lower: LowerView | None = None) -> None:
+    def __init__(self, root: Root, whiteouts: str, lower: LowerView | None = None,
+                 deferred: _Deferred | None = None) -> None:
         if whiteouts not in ("overlay", "delete"):
             raise ValueError(whiteouts)
         self.root = root
         self.overlay = whiteouts == "overlay"
         self.lower = lower
+        self.deferred = deferred
         self.stats = Stats()
         self.dir_times: list[tuple[str, int]] = []
         # Paths this layer created: whiteouts and opaque markers never delete them.
@@ -169,9 +259,13 @@ class _Applier:
                 existing = None
             if not existing:
                 os.mkdir(base, 0o700, dir_fd=pfd)
+            elif self.deferred is not None and rel in self.deferred.implicit:
+                self.deferred.explicit.add(rel)
             self._meta(pfd, base, m)
             if replaces_whiteout:
                 os.setxattr(f"/proc/self/fd/{pfd}/{base}", OVERLAY_OPAQUE_XATTR, b"y", follow_symlinks=False)
+                if self.deferred is not None:
+                    self.deferred.opaque.append(rel)
             self.dir_times.append((rel, int(m.mtime * 1e9)))
             self.created.add(rel)
             self.present.add(rel)
@@ -234,6 +328,9 @@ class _Applier:
             pfd = None
             if not self.overlay:
                 return  # nothing there to delete
+            if self.deferred is not None:
+                # Its parents are made only if a lower layer has the target.
+                raise NeedsLowers(target) from None
         else:
             if pfd is None:
                 return  # this layer made a parent a file or symlink: nothing below is left to hide
@@ -261,6 +358,8 @@ class _Applier:
                 self._remove(pfd, name, existing, target)
             if self.overlay:
                 os.mknod(name, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=pfd)
+                if self.deferred is not None:
+                    self.deferred.whiteouts.add(target)
         finally:
             if pfd is not None:
                 os.close(pfd)
@@ -269,6 +368,8 @@ class _Applier:
         """Directory `rel` (open as `dfd`) keeps only what this layer put in it."""
         if self.overlay:
             os.setxattr(f"/proc/self/fd/{dfd}", OVERLAY_OPAQUE_XATTR, b"y")
+            if self.deferred is not None:
+                self.deferred.opaque.append(rel)
             return
         for name in os.listdir(dfd):
             child = f"{rel}/{name}" if rel else name
@@ -283,7 +384,7 @@ class _Applier:
         Overlay mode creates them as the lower layers have them; delete mode keeps the times of
         the directories already there.
         """
-        if (self.overlay and self.lower is None) or not parent or parent in self.present:
+        if (self.overlay and self.lower is None and self.deferred is None) or not parent or parent in self.present:
             return
         done = ""
         for comp in parent.split("/"):
@@ -296,24 +397,30 @@ class _Applier:
                 if here is None or not stat.S_ISDIR(here.st_mode):
                     return
                 self.dir_times.append((done, here.st_mtime_ns))
+            elif self.deferred is not None:
+                if here is not None and is_whiteout(here):
+                    raise NeedsLowers(done)  # whether the whiteout exists depends on the lowers
+                if here is None:
+                    self.deferred.implicit[done] = None  # Root.dir makes it; settle() copies attrs
             elif here is None:
                 src = self.lower.find(done)
                 st = os.lstat(src) if src else None
                 if st is None or not stat.S_ISDIR(st.st_mode):
                     return  # new here: Root.dir makes it (root:root 0755)
                 os.mkdir(comp, 0o700, dir_fd=pfd)
-                os.chown(comp, st.st_uid, st.st_gid, dir_fd=pfd)
-                os.chmod(comp, stat.S_IMODE(st.st_mode), dir_fd=pfd)
-                for attr in os.listxattr(src, follow_symlinks=False):
-                    if not attr.startswith("trusted.overlay."):
-                        os.setxattr(f"/proc/self/fd/{pfd}/{comp}", attr, os.getxattr(src, attr, follow_symlinks=False),
-                                    follow_symlinks=False)
+                cfd = os.open(comp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+                try:
+                    _copy_dir_attrs(src, st, cfd)
+                finally:
+                    os.close(cfd)
                 self.dir_times.append((done, st.st_mtime_ns))
             self.present.add(done)
 
     def _remove(self, pfd: int, name: str, st: os.stat_result, rel: str) -> None:
         """Callers must fetch their parent fd again afterwards: the cache may be dropped."""
         if stat.S_ISDIR(st.st_mode):
+            if self.deferred is not None:
+                raise NeedsLowers(rel)  # the recorded decisions may name what goes away
             shutil.rmtree(name, dir_fd=pfd)
             # Cached fds and known directories may name what is gone, also via symlinked paths.
             self.root.forget()
@@ -321,6 +428,8 @@ class _Applier:
         else:
             os.unlink(name, dir_fd=pfd)
             self.root.forget_under(rel)
+            if self.deferred is not None:
+                self.deferred.whiteouts.discard(rel)
 
     def _meta(self, pfd: int, name: str, m: tarfile.TarInfo, is_root: bool = False) -> None:
         is_link = m.issym()
