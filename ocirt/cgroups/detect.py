@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 
-from ocirt.linux import mountinfo
-
 V1, V2, HYBRID = "v1", "v2", "hybrid"
 
 # Superblock options of a v1 cgroup mount that are not controller names.
@@ -67,6 +65,8 @@ class Host:
 
 
 def parse_mountinfo(text: str) -> Host:
+    # Imported here: kill and delete import this module for its constants only.
+    from ocirt.linux import mountinfo
     v1: dict[str, Hierarchy] = {}
     unified: Hierarchy | None = None
     for e in mountinfo.entries(text):

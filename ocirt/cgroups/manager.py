@@ -18,7 +18,7 @@ import errno
 import os
 import time
 
-from ocirt.cgroups import detect, fs, warmup
+from ocirt.cgroups import detect, fs
 from ocirt.cgroups.detect import V1, V2, Host
 from ocirt.cgroups.paths import UNIFIED, resolve
 from ocirt.errors import CgroupError, ConfigError
@@ -264,6 +264,7 @@ class Manager:
                 why = os.strerror(e.errno).lower() if getattr(e, "errno", None) else e.message
                 raise CgroupError(f"adding pid {pid} to cgroups: "
                                   f"{os.path.join(d, 'cgroup.procs')}: {why}") from None
+        from ocirt.cgroups import warmup      # imported by the verbs that place processes
         warmup.stop()
 
     def update(self, resources: dict) -> None:

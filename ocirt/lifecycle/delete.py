@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from ocirt import hooks, testpoint
+from ocirt import testpoint
 from ocirt.errors import CgroupError, ContainerNotFound, StateError
 from ocirt.lifecycle.container import Container
 from ocirt.linux import signals
@@ -103,8 +103,10 @@ def _own_pid_namespace(config: dict) -> bool:
 def destroy(c: Container, poststop: bool = True) -> None:
     """Remove everything of the container. poststop=False for a create that never completed:
     its hooks never ran as for a created container, so neither does poststop."""
-    from ocirt.rootfs import hostns
-    if hostns.applies(c.config) and c.state.get("rootfs"):
+    if c.state.get("rootfs") and "mount" not in c.namespace_types():
+        # Without a mount namespace of its own its mounts were made in ours (imported only
+        # then: the test costs nothing, the module would cost every delete).
+        from ocirt.rootfs import hostns
         for dest in hostns.unmount(c.state["rootfs"], c.config):
             logger.warning(f"failed to unmount {dest} in the rootfs of container {c.id}")
     cg = c.cgroup()
@@ -116,7 +118,7 @@ def destroy(c: Container, poststop: bool = True) -> None:
             logger.warning(f"failed to remove cgroup: {e}")
     testpoint.reached("delete:cgroup")
     c.store.remove(c.id)
-    if not poststop:
-        return
-    hooks.run("poststop", (c.config.get("hooks") or {}).get("poststop"),
-              c.hook_state(machine.STOPPED), warn_only=True)
+    poststop_hooks = (c.config.get("hooks") or {}).get("poststop") if poststop else None
+    if poststop_hooks:
+        from ocirt import hooks
+        hooks.run("poststop", poststop_hooks, c.hook_state(machine.STOPPED), warn_only=True)

@@ -6,10 +6,9 @@ import errno
 import os
 import select
 
-from ocirt import hooks, testpoint
+from ocirt import testpoint
 from ocirt.errors import SetupError, StateError
 from ocirt.lifecycle.container import Container
-from ocirt.linux import signals
 from ocirt.log import logger
 from ocirt.state import machine
 from ocirt.state.store import FIFO_NAME, Store
@@ -41,18 +40,9 @@ def start(store: Store, cid: str, notify_in_background: bool = False) -> Contain
                 notify.close()
             raise
         testpoint.reached("start:released")
-    try:
-        hooks.run("poststart", (c.config.get("hooks") or {}).get("poststart"),
-                  c.hook_state(machine.RUNNING))
-    except SetupError:
-        if notify is not None:
-            notify.close()
-        # Since runtime-spec 1.3.0 a failed poststart hook is an error: stop the container.
-        try:
-            os.kill(c.pid, signals.SIGKILL)
-        except ProcessLookupError:
-            pass
-        raise
+    poststart = (c.config.get("hooks") or {}).get("poststart")
+    if poststart:
+        _poststart(c, poststart, notify)
     if notify is not None:
         if notify_in_background:
             if os.fork() == 0:
@@ -65,6 +55,23 @@ def start(store: Store, cid: str, notify_in_background: bool = False) -> Contain
             # As runc: start returns once the container reported READY= (or exited).
             notify.forward(c.pid)
     return c
+
+
+def _poststart(c: Container, poststart: list, notify) -> None:
+    # Imported here: most containers have no hooks, and the modules would cost every start.
+    from ocirt import hooks
+    from ocirt.linux import signals
+    try:
+        hooks.run("poststart", poststart, c.hook_state(machine.RUNNING))
+    except SetupError:
+        if notify is not None:
+            notify.close()
+        # Since runtime-spec 1.3.0 a failed poststart hook is an error: stop the container.
+        try:
+            os.kill(c.pid, signals.SIGKILL)
+        except ProcessLookupError:
+            pass
+        raise
 
 
 def release(c: Container) -> None:
