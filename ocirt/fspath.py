@@ -30,6 +30,26 @@ def isdir(path: str) -> bool:
         return False
 
 
+def dirname(path: str) -> str:
+    """os.path.dirname of a normal path (no trailing or doubled slashes)."""
+    head = path.rpartition("/")[0]
+    return head or ("/" if path.startswith("/") else "")
+
+
+def walk_dirs(top: str) -> list[str]:
+    """The directories a top-down os.walk(top) visits, breadth first (each after its parent):
+    none if `top` cannot be listed, and those that vanish meanwhile are skipped."""
+    found = [top]
+    for i, d in enumerate(found):
+        try:
+            with posix.scandir(d) as entries:
+                found.extend(e.path for e in entries if e.is_dir(follow_symlinks=False))
+        except OSError:
+            if i == 0:
+                return []
+    return found
+
+
 def abspath(path: str) -> str:
     """os.path.abspath; a path that is absolute and normal already is returned as it is."""
     if path.startswith("/") and not path.startswith("//") and (

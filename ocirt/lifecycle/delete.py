@@ -3,9 +3,9 @@ or any container with --force; then poststop hooks."""
 
 from __future__ import annotations
 
-import os
+import posix
 
-from ocirt import testpoint
+from ocirt import fspath, testpoint
 from ocirt.errors import CgroupError, ContainerNotFound, StateError
 from ocirt.lifecycle.container import Container
 from ocirt.linux import signals
@@ -16,7 +16,7 @@ from ocirt.state.store import Store
 
 def delete(store: Store, cid: str, force: bool = False) -> None:
     d = store.dir(cid)
-    if not os.path.isdir(d):
+    if not fspath.isdir(d):
         if force:
             return
         raise ContainerNotFound(cid)
@@ -58,7 +58,7 @@ def delete(store: Store, cid: str, force: bool = False) -> None:
 def kill_and_wait(c: Container, paused: bool) -> None:
     cg = c.cgroup()
     try:
-        fd = os.pidfd_open(c.pid)
+        fd = posix.pidfd_open(c.pid)
     except OSError:
         fd = None
     if fd is not None:
@@ -86,10 +86,10 @@ def kill_and_wait(c: Container, paused: bool) -> None:
         p = select.poll()
         p.register(fd, select.POLLIN)
         p.poll(10_000)
-        os.close(fd)
+        posix.close(fd)
     # Reap it if it is ours (run), otherwise its parent will.
     try:
-        os.waitpid(c.pid, os.WNOHANG)
+        posix.waitpid(c.pid, posix.WNOHANG)
     except ChildProcessError:
         pass
 

@@ -36,7 +36,7 @@ CONTAINER = {
 # Starting a process (create, run, exec): its security settings, the init, the syscall layer.
 PROCESS = {
     "_ctypes", "_socket", "_struct", "struct", "ocirt.cgroups.detect", "ocirt.cgroups.manager",
-    "ocirt.cgroups.paths", "ocirt.cgroups.warmup", "ocirt.config", "ocirt.config.semantic",
+    "ocirt.cgroups.warmup", "ocirt.config", "ocirt.config.semantic",
     "ocirt.features_data", "ocirt.hooks", "ocirt.init",
     "ocirt.init.namespaces", "ocirt.init.standard", "ocirt.linux", "ocirt.linux.cabi",
     "ocirt.linux.signals", "ocirt.linux.syscalls", "ocirt.net",
@@ -47,7 +47,7 @@ PROCESS = {
 } | TESTPOINT | OS
 # Building a container (create, run): validation, the rootfs, the cgroups.
 BUILD = {
-    "ocirt.cgroups.controllers._check", "ocirt.cgroups.controllers.cpuset",
+    "ocirt.cgroups.controllers._check", "ocirt.cgroups.controllers.cpuset", "ocirt.cgroups.paths",
     "ocirt.cgroups.controllers.devices", "ocirt.config._schema_config", "ocirt.config.load",
     "ocirt.config.patterns", "ocirt.config.support", "ocirt.config.syscall_args",
     "ocirt.config.validate", "ocirt.linux.mountinfo", "ocirt.linux.userns", "ocirt.rootless",
@@ -67,9 +67,8 @@ PINNED: dict[str, set[str]] = {
     "kill": COMMON | CONTAINER | {
         "ocirt.cli.kill", "ocirt.lifecycle.kill", "ocirt.linux", "ocirt.linux.signals",
     },
-    "delete": COMMON | CONTAINER | TESTPOINT | OS | {
-        "select", "ocirt.cgroups.detect", "ocirt.cgroups.manager", "ocirt.cgroups.paths",
-        "ocirt.cli.delete", "ocirt.lifecycle.delete", "ocirt.linux", "ocirt.linux.signals",
+    "delete": COMMON | CONTAINER | TESTPOINT | {
+        "select", "ocirt.cgroups.detect", "ocirt.cgroups.manager", "ocirt.cli.delete", "ocirt.lifecycle.delete", "ocirt.linux", "ocirt.linux.signals",
     },
     "exec": COMMON | CONTAINER | PROCESS | {
         "ocirt.cli.exec", "ocirt.init.setns", "ocirt.lifecycle.exec", "ocirt.lifecycle.foreground",

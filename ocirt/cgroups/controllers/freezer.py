@@ -80,8 +80,7 @@ def thaw_tree(version: int, d: str) -> None:
     on SIGKILL, and thawing a cgroup leaves a sub-cgroup that was frozen by itself (v1
     freezer.self_freezing, v2 cgroup.freeze) frozen: the container may have frozen one of its
     own sub-cgroups, and a kill must still reach every task."""
-    import os
-    for top, _, _ in os.walk(d):
+    for top in fspath.walk_dirs(d):
         try:
             if version == 1:
                 own = (fs.read_or_none(top, "freezer.self_freezing") or "").strip() == "1"
