@@ -21,11 +21,17 @@ imports the __future__ module, and this module runs before the cache can serve i
 """
 
 import marshal
-import os
+import posix
 import sys
 
-_ROOT = os.path.dirname(os.path.abspath(__file__))
-CACHE_FILE = os.path.join(_ROOT, "__pycache__", "codecache.bin")
+# posix, not os: a lifecycle call need not pay for `import os` (see ocirt/fspath.py). The
+# launcher gives this module a normal absolute __file__; build() needs os, and imports it.
+if __file__.startswith("/") and not any(p in __file__ for p in ("//", "/./", "/../")):
+    _ROOT = __file__.rpartition("/")[0]
+else:
+    import os
+    _ROOT = os.path.dirname(os.path.abspath(__file__))
+CACHE_FILE = _ROOT + "/__pycache__/codecache.bin"
 # What ocirt's lifecycle verbs import from the standard library beyond the built-in and frozen
 # modules (tests/integration/test_import_footprint.py pins each verb's list).
 STDLIB = ("__future__", "struct", "_json", "_ctypes")
@@ -53,7 +59,7 @@ class _Finder:
             return None
         source, is_pkg, mtime_ns, size, offset = entry[:5]
         try:
-            st = os.stat(source)
+            st = posix.stat(source)
         except OSError:
             return None
         if st.st_mtime_ns != mtime_ns or st.st_size != size:
@@ -65,7 +71,7 @@ class _Finder:
                                                                                    source)
         spec = spec_type(fullname, loader, origin=source, is_package=is_pkg)
         if is_pkg:
-            spec.submodule_search_locations = [os.path.dirname(source)]
+            spec.submodule_search_locations = [source.rpartition("/")[0]]
         spec.has_location = True
         if loader is self:
             # __cached__ names where the compiled code comes from. Set, it also spares the
@@ -79,7 +85,7 @@ class _Finder:
 
     def exec_module(self, module) -> None:
         offset, length = self._index[module.__spec__.name][4:]
-        data = os.pread(self._fd, length, self._base + offset)
+        data = posix.pread(self._fd, length, self._base + offset)
         if len(data) != length:
             raise ImportError(f"{CACHE_FILE} is truncated", name=module.__spec__.name)
         exec(marshal.loads(data), module.__dict__)
@@ -89,20 +95,20 @@ class _Finder:
 def install(cache_file: str = CACHE_FILE) -> bool:
     """Serve ocirt's modules from the cache, if there is a valid one; True if installed."""
     try:
-        fd = os.open(cache_file, os.O_RDONLY | os.O_CLOEXEC)
+        fd = posix.open(cache_file, posix.O_RDONLY | posix.O_CLOEXEC)
     except OSError:
         return False
     try:
         magic = _magic()
-        head = os.pread(fd, len(magic) + 8, 0)
+        head = posix.pread(fd, len(magic) + 8, 0)
         if head[:len(magic)] != magic or len(head) != len(magic) + 8:
             raise ValueError("not a cache of this interpreter")
         n = int.from_bytes(head[len(magic):], "little")
-        index = marshal.loads(os.pread(fd, n, len(head)))
+        index = marshal.loads(posix.pread(fd, n, len(head)))
         if not isinstance(index, dict):
             raise ValueError("bad index")
     except (OSError, EOFError, ValueError, TypeError):
-        os.close(fd)
+        posix.close(fd)
         return False
     sys.meta_path.insert(0, _Finder(fd, len(head) + n, index, cache_file))
     return True
@@ -110,6 +116,7 @@ def install(cache_file: str = CACHE_FILE) -> bool:
 
 def _modules(root: str) -> list[tuple[str, str, bool]]:
     """(module name, source path, is package) for every module of the package at `root`."""
+    import os
     top = os.path.basename(root)
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
@@ -145,6 +152,7 @@ def _stdlib(names: tuple) -> list:
 def build(root: str = _ROOT, cache_file: str = CACHE_FILE, stdlib: tuple | None = None) -> int:
     """Compile every module under `root` (and, for ocirt's own cache, those of STDLIB) into
     the cache file; returns how many."""
+    import os
     if stdlib is None:
         stdlib = STDLIB if os.path.abspath(root) == _ROOT else ()
     index, chunks, offset = {}, [], 0

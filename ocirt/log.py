@@ -7,9 +7,11 @@ or debug lines only appear when they are asked for (--debug) or really warranted
 
 from __future__ import annotations
 
-import os
+import posix
 import sys
 import time
+
+_APPEND_FLAGS = posix.O_CREAT | posix.O_WRONLY | posix.O_APPEND | posix.O_CLOEXEC
 
 _LEVELS = {"debug": 0, "info": 1, "warning": 2, "error": 3, "fatal": 4}
 
@@ -55,15 +57,14 @@ class Logger:
         self.format = fmt
         if path:
             # Opened at once, as runc does: a manager may read the file after any call.
-            self._fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC,
-                               0o644)
+            self._fd = posix.open(path, _APPEND_FLAGS, 0o644)
             self.path = path
         self.debug_enabled = debug
         if self.path is None and debug:
             # The forked init writes its debug lines here too, after its own stdio became the
             # container's (console, preserved stdio): a private copy of our stderr.
             try:
-                self._fd = os.dup(2)
+                self._fd = posix.dup(2)
             except OSError:
                 pass    # no stderr: nowhere to write debug lines to anyway
 
@@ -86,12 +87,11 @@ class Logger:
             sys.stderr.flush()
             return
         # One write(2) per line: lines of the runtime and of its children never interleave.
-        os.write(self._open(), data.encode("utf-8", "replace"))
+        posix.write(self._open(), data.encode("utf-8", "replace"))
 
     def _open(self) -> int:
         if self._fd is None:
-            self._fd = os.open(self.path, os.O_CREAT | os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC,
-                               0o644)
+            self._fd = posix.open(self.path, _APPEND_FLAGS, 0o644)
         return self._fd
 
     def log(self, level: str, msg: str) -> None:

@@ -6,9 +6,10 @@ Read once per process from /proc/self/mountinfo (one small read; no statfs walk)
 
 from __future__ import annotations
 
-import os
+from ocirt import fspath
 
-from ocirt.linux import mountinfo
+# The paths key of the cgroup2 hierarchy, as in runc's state.json (re-exported by paths).
+UNIFIED = ""
 
 V1, V2, HYBRID = "v1", "v2", "hybrid"
 
@@ -48,7 +49,7 @@ class Host:
             ctl = frozenset()
             if self.unified is not None:
                 try:
-                    with open(os.path.join(self.unified.mountpoint, "cgroup.controllers")) as f:
+                    with open(f"{self.unified.mountpoint}/cgroup.controllers") as f:
                         ctl = frozenset(f.read().split())
                 except OSError:
                     pass
@@ -67,6 +68,8 @@ class Host:
 
 
 def parse_mountinfo(text: str) -> Host:
+    # Imported here: kill and delete import this module for its constants only.
+    from ocirt.linux import mountinfo
     v1: dict[str, Hierarchy] = {}
     unified: Hierarchy | None = None
     for e in mountinfo.entries(text):
@@ -131,4 +134,4 @@ def own_cgroups(text: str | None = None) -> dict[str, str]:
 
 def systemd_running() -> bool:
     # The test systemd itself documents (sd_booted(3)); runc uses the same one.
-    return os.path.isdir("/run/systemd/system")
+    return fspath.isdir("/run/systemd/system")

@@ -7,8 +7,9 @@ through buffered text I/O (a buffered writer may split or retry a short write).
 from __future__ import annotations
 
 import errno
-import os
+import posix
 
+from ocirt import fspath
 from ocirt.errors import CgroupError, ConfigError
 from ocirt.log import logger
 
@@ -23,11 +24,11 @@ SOURCE = {"create": "config.json", "update": "resources"}
 
 def write(dirpath: str, name: str, value: str | int, field: str | None = None,
           source: str = "config.json") -> None:
-    path = os.path.join(dirpath, name)
+    path = f"{dirpath}/{name}"
     data = str(value).encode()
     logger.debug("cgroup: writing %r to %s", value, path)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+        fd = posix.open(path, posix.O_WRONLY | posix.O_TRUNC | posix.O_CLOEXEC)
     except OSError as e:
         if e.errno == errno.ENOENT and field:
             raise ConfigError(field, f"not supported on this host: {path} does not exist",
@@ -36,7 +37,7 @@ def write(dirpath: str, name: str, value: str | int, field: str | None = None,
         err.errno = e.errno
         raise err from None
     try:
-        os.write(fd, data)
+        posix.write(fd, data)
     except OSError as e:
         msg = f"cannot write {data.decode()!r} to {path}: {e.strerror}"
         if field and e.errno in _VALUE_ERRNOS:
@@ -45,11 +46,11 @@ def write(dirpath: str, name: str, value: str | int, field: str | None = None,
         err.errno = e.errno   # callers turn some (EBUSY on a memory limit) into better words
         raise err from None
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def read(dirpath: str, name: str) -> str:
-    with open(os.path.join(dirpath, name), "rb") as f:
+    with open(f"{dirpath}/{name}", "rb") as f:
         return f.read().decode()
 
 
@@ -97,4 +98,4 @@ def read_keyed(dirpath: str, name: str) -> dict[str, int]:
 
 
 def exists(dirpath: str, name: str) -> bool:
-    return os.path.exists(os.path.join(dirpath, name))
+    return fspath.exists(f"{dirpath}/{name}")

@@ -15,12 +15,12 @@ is removed only once empty.
 from __future__ import annotations
 
 import errno
-import os
+import posix
 import time
 
-from ocirt.cgroups import detect, fs, warmup
-from ocirt.cgroups.detect import V1, V2, Host
-from ocirt.cgroups.paths import UNIFIED, resolve
+from ocirt import fspath
+from ocirt.cgroups import detect, fs
+from ocirt.cgroups.detect import UNIFIED, V1, V2, Host
 from ocirt.errors import CgroupError, ConfigError
 from ocirt.log import logger
 
@@ -73,6 +73,7 @@ class Manager:
     @classmethod
     def for_host(cls, host: Host, container_id: str, cgroups_path: str | None, *,
                  rootless: bool = False) -> "Manager":
+        from ocirt.cgroups.paths import resolve     # only where a Manager is made anew
         paths = resolve(host, container_id, cgroups_path)
         mounts = {c: h.mountpoint for c, h in host.v1.items()}
         if host.unified is not None:
@@ -193,7 +194,7 @@ class Manager:
     def _refuse_busy(self) -> None:
         """runc's rule: an existing cgroup may be reused only if empty and not frozen."""
         for d, _ in self._dirs():
-            if not os.path.isdir(d):
+            if not fspath.isdir(d):
                 continue
             n = len(self._procs_in(d))
             if n:
@@ -203,6 +204,7 @@ class Manager:
 
     @staticmethod
     def _mkdirs(d: str, mnt: str, created: list[str]) -> None:
+        import os
         rel = os.path.relpath(d, mnt)
         if rel.startswith(".."):
             raise CgroupError(f"cgroup {d} is outside its hierarchy {mnt}")
@@ -233,6 +235,7 @@ class Manager:
         # ancestor enables in cgroup.subtree_control what it has in cgroup.controllers.
         if UNIFIED in self.paths:
             d, mnt = self.paths[UNIFIED], self.mounts[UNIFIED]
+            import os
             chain, cur = [], os.path.dirname(d)
             while len(cur) >= len(mnt):
                 chain.append(cur)
@@ -245,7 +248,7 @@ class Manager:
     def _rollback(self, created: list[str]) -> None:
         for d in reversed(created):
             try:
-                os.rmdir(d)
+                posix.rmdir(d)
             except OSError:
                 pass
 
@@ -261,9 +264,10 @@ class Manager:
                     continue
                 # runc's words, which scripts match (its exec.bats): "adding pid N to
                 # cgroups: ... DIR/cgroup.procs: no such file or directory".
-                why = os.strerror(e.errno).lower() if getattr(e, "errno", None) else e.message
+                why = posix.strerror(e.errno).lower() if getattr(e, "errno", None) else e.message
                 raise CgroupError(f"adding pid {pid} to cgroups: "
-                                  f"{os.path.join(d, 'cgroup.procs')}: {why}") from None
+                                  f"{d}/cgroup.procs: {why}") from None
+        from ocirt.cgroups import warmup      # imported by the verbs that place processes
         warmup.stop()
 
     def update(self, resources: dict) -> None:
@@ -283,7 +287,7 @@ class Manager:
     @staticmethod
     def _procs_in(d: str) -> list[int]:
         out: list[int] = []
-        for top, dirs, _ in os.walk(d):
+        for top in fspath.walk_dirs(d):
             text = fs.read_or_none(top, "cgroup.procs")
             if text:
                 out.extend(int(x) for x in text.split())
@@ -298,7 +302,7 @@ class Manager:
 
     def pids(self) -> list[int]:
         d = self._primary()
-        if d is None or not os.path.isdir(d):
+        if d is None or not fspath.isdir(d):
             return []
         return sorted(set(self._procs_in(d)))
 
@@ -347,7 +351,7 @@ class Manager:
                     pass
         f = self._freezer()
         froze = False
-        if f is not None and os.path.isdir(f[3]):
+        if f is not None and fspath.isdir(f[3]):
             was_frozen = f[2](f[3])
             # Frozen, the set cannot grow under us while we signal it.
             try:
@@ -359,7 +363,7 @@ class Manager:
         try:
             for pid in self.pids():
                 try:
-                    os.kill(pid, sig)
+                    posix.kill(pid, sig)
                 except ProcessLookupError:
                     pass
         finally:
@@ -367,7 +371,7 @@ class Manager:
             # sub-cgroups frozen on their own, or their processes could not die (runc
             # always thaws here).
             try:
-                if f is not None and sig == SIGKILL and os.path.isdir(f[3]):
+                if f is not None and sig == SIGKILL and fspath.isdir(f[3]):
                     from ocirt.cgroups.controllers import freezer
                     freezer.thaw_tree(f[4], f[3])
                 elif f is not None and froze:
@@ -403,7 +407,7 @@ class Manager:
             if d in leafset:
                 continue
             try:
-                os.rmdir(d)          # only if empty: another container may live there now
+                posix.rmdir(d)          # only if empty: another container may live there now
             except OSError:
                 pass
         if not self.cgroups_path:
@@ -412,7 +416,7 @@ class Manager:
             # copes: _mkdirs starts over on ENOENT).
             for d, _ in self._dirs():
                 try:
-                    os.rmdir(os.path.dirname(d))
+                    posix.rmdir(fspath.dirname(d))
                 except OSError:
                     pass
 
@@ -450,21 +454,21 @@ def _remove_tree(top: str) -> None:
     """rmdir `top` and any sub-cgroups, deepest first. EBUSY means tasks are still exiting
     (after a kill they linger briefly as zombies), so retry for a while."""
     try:
-        os.rmdir(top)       # the common case, a leaf whose tasks are gone: no walk
+        posix.rmdir(top)       # the common case, a leaf whose tasks are gone: no walk
         return
     except (FileNotFoundError, NotADirectoryError):
         return
     except OSError as e:
         if e.errno != errno.EBUSY:
             raise CgroupError(f"cannot remove cgroup {top}: {e.strerror}") from None
-    dirs = [dp for dp, _, _ in os.walk(top)]
+    dirs = fspath.walk_dirs(top)
     for d in reversed(dirs):
         deadline = time.monotonic() + 5.0
         # A killed init lingers until its parent (often not us) reaps it: poll often at first.
         delay = 0.001
         while True:
             try:
-                os.rmdir(d)
+                posix.rmdir(d)
                 break
             except FileNotFoundError:
                 break

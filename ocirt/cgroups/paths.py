@@ -13,12 +13,11 @@ from __future__ import annotations
 import os
 import posixpath
 
-from ocirt.cgroups.detect import Host, own_cgroups
+from ocirt.cgroups.detect import UNIFIED, Host, own_cgroups  # noqa: F401 (UNIFIED: for importers)
 from ocirt.errors import ConfigError, UsageError
 
 DEFAULT_PARENT = "/ocirt"
 
-UNIFIED = ""   # the paths key of the cgroup2 hierarchy, as in runc's state.json
 
 
 def clean(path: str) -> str:

@@ -24,6 +24,10 @@ class Container:
     def config(self) -> dict:
         return self.state.get("config") or {}
 
+    def namespace_types(self) -> set[str]:
+        """The namespace types of its config, created or joined."""
+        return {ns.get("type") for ns in (self.config.get("linux") or {}).get("namespaces") or ()}
+
     @property
     def pid(self) -> int:
         return int(self.state.get("pid") or 0)

@@ -3,9 +3,9 @@ or any container with --force; then poststop hooks."""
 
 from __future__ import annotations
 
-import os
+import posix
 
-from ocirt import hooks, testpoint
+from ocirt import fspath, testpoint
 from ocirt.errors import CgroupError, ContainerNotFound, StateError
 from ocirt.lifecycle.container import Container
 from ocirt.linux import signals
@@ -16,7 +16,7 @@ from ocirt.state.store import Store
 
 def delete(store: Store, cid: str, force: bool = False) -> None:
     d = store.dir(cid)
-    if not os.path.isdir(d):
+    if not fspath.isdir(d):
         if force:
             return
         raise ContainerNotFound(cid)
@@ -58,7 +58,7 @@ def delete(store: Store, cid: str, force: bool = False) -> None:
 def kill_and_wait(c: Container, paused: bool) -> None:
     cg = c.cgroup()
     try:
-        fd = os.pidfd_open(c.pid)
+        fd = posix.pidfd_open(c.pid)
     except OSError:
         fd = None
     if fd is not None:
@@ -86,10 +86,10 @@ def kill_and_wait(c: Container, paused: bool) -> None:
         p = select.poll()
         p.register(fd, select.POLLIN)
         p.poll(10_000)
-        os.close(fd)
+        posix.close(fd)
     # Reap it if it is ours (run), otherwise its parent will.
     try:
-        os.waitpid(c.pid, os.WNOHANG)
+        posix.waitpid(c.pid, posix.WNOHANG)
     except ChildProcessError:
         pass
 
@@ -103,8 +103,10 @@ def _own_pid_namespace(config: dict) -> bool:
 def destroy(c: Container, poststop: bool = True) -> None:
     """Remove everything of the container. poststop=False for a create that never completed:
     its hooks never ran as for a created container, so neither does poststop."""
-    from ocirt.rootfs import hostns
-    if hostns.applies(c.config) and c.state.get("rootfs"):
+    if c.state.get("rootfs") and "mount" not in c.namespace_types():
+        # Without a mount namespace of its own its mounts were made in ours (imported only
+        # then: the test costs nothing, the module would cost every delete).
+        from ocirt.rootfs import hostns
         for dest in hostns.unmount(c.state["rootfs"], c.config):
             logger.warning(f"failed to unmount {dest} in the rootfs of container {c.id}")
     cg = c.cgroup()
@@ -116,7 +118,7 @@ def destroy(c: Container, poststop: bool = True) -> None:
             logger.warning(f"failed to remove cgroup: {e}")
     testpoint.reached("delete:cgroup")
     c.store.remove(c.id)
-    if not poststop:
-        return
-    hooks.run("poststop", (c.config.get("hooks") or {}).get("poststop"),
-              c.hook_state(machine.STOPPED), warn_only=True)
+    poststop_hooks = (c.config.get("hooks") or {}).get("poststop") if poststop else None
+    if poststop_hooks:
+        from ocirt import hooks
+        hooks.run("poststop", poststop_hooks, c.hook_state(machine.STOPPED), warn_only=True)

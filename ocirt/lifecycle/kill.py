@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import posix
 
 from ocirt.errors import ContainerNotRunning, OcirtError, UsageError
 from ocirt.lifecycle.container import Container
@@ -41,7 +41,7 @@ def kill(store: Store, cid: str, sig: int, all_processes: bool = False) -> None:
 def signal_init(c: Container, sig: int) -> None:
     # A pidfd pins the process we checked (pid + start time) so a recycled pid is never hit.
     try:
-        fd = os.pidfd_open(c.pid)
+        fd = posix.pidfd_open(c.pid)
     except OSError:
         raise ContainerNotRunning() from None
     try:
@@ -53,4 +53,4 @@ def signal_init(c: Container, sig: int) -> None:
     except OSError as e:
         raise OcirtError(f"unable to signal init: {e.strerror.lower()}") from None
     finally:
-        os.close(fd)
+        posix.close(fd)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import errno
-import os
+import posix
 import select
 
-from ocirt import hooks, testpoint
+from ocirt import testpoint
 from ocirt.errors import SetupError, StateError
 from ocirt.lifecycle.container import Container
-from ocirt.linux import signals
 from ocirt.log import logger
 from ocirt.state import machine
 from ocirt.state.store import FIFO_NAME, Store
@@ -30,7 +29,7 @@ def start(store: Store, cid: str, notify_in_background: bool = False) -> Contain
         if not c.config.get("process"):
             raise StateError("cannot start a container without a process (config.json: process is not set)")
         notify = None
-        if os.environ.get("NOTIFY_SOCKET"):
+        if posix.environ.get(b"NOTIFY_SOCKET"):
             from ocirt.notify_socket import Forwarder
             notify = Forwarder.for_container(c.dir)
         testpoint.reached("start:locked")
@@ -41,25 +40,16 @@ def start(store: Store, cid: str, notify_in_background: bool = False) -> Contain
                 notify.close()
             raise
         testpoint.reached("start:released")
-    try:
-        hooks.run("poststart", (c.config.get("hooks") or {}).get("poststart"),
-                  c.hook_state(machine.RUNNING))
-    except SetupError:
-        if notify is not None:
-            notify.close()
-        # Since runtime-spec 1.3.0 a failed poststart hook is an error: stop the container.
-        try:
-            os.kill(c.pid, signals.SIGKILL)
-        except ProcessLookupError:
-            pass
-        raise
+    poststart = (c.config.get("hooks") or {}).get("poststart")
+    if poststart:
+        _poststart(c, poststart, notify)
     if notify is not None:
         if notify_in_background:
-            if os.fork() == 0:
+            if posix.fork() == 0:
                 try:
                     notify.forward(c.pid)
                 finally:
-                    os._exit(0)
+                    posix._exit(0)
             notify.close()
         else:
             # As runc: start returns once the container reported READY= (or exited).
@@ -67,24 +57,41 @@ def start(store: Store, cid: str, notify_in_background: bool = False) -> Contain
     return c
 
 
+def _poststart(c: Container, poststart: list, notify) -> None:
+    # Imported here: most containers have no hooks, and the modules would cost every start.
+    from ocirt import hooks
+    from ocirt.linux import signals
+    try:
+        hooks.run("poststart", poststart, c.hook_state(machine.RUNNING))
+    except SetupError:
+        if notify is not None:
+            notify.close()
+        # Since runtime-spec 1.3.0 a failed poststart hook is an error: stop the container.
+        try:
+            posix.kill(c.pid, signals.SIGKILL)
+        except ProcessLookupError:
+            pass
+        raise
+
+
 def release(c: Container) -> None:
-    fifo = os.path.join(c.dir, FIFO_NAME)
+    fifo = f"{c.dir}/{FIFO_NAME}"
     # The pidfd first: opening the FIFO releases the init, whose process may then run, exit
     # and be reaped by the manager (a shim reaps at once) before a later pidfd_open.
     try:
-        pidfd = os.pidfd_open(c.pid)
+        pidfd = posix.pidfd_open(c.pid)
     except OSError:
         raise StateError("container not running") from None
     try:
         # Non-blocking open never hangs, even if the init died; the pidfd tells us if it did.
-        rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        rfd = posix.open(fifo, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
         try:
             answer = _read_answer(rfd, pidfd)
         finally:
-            os.unlink(fifo)
-            os.close(rfd)
+            posix.unlink(fifo)
+            posix.close(rfd)
     finally:
-        os.close(pidfd)
+        posix.close(pidfd)
     if answer[:1] == b"0":
         logger.debug("start: init process %d released through the exec fifo", c.pid)
         return
@@ -102,7 +109,7 @@ def _read_answer(rfd: int, pidfd: int) -> bytes:
         events = dict(poller.poll())
         if rfd in events:
             try:
-                chunk = os.read(rfd, 4096)
+                chunk = posix.read(rfd, 4096)
             except OSError as e:
                 if e.errno == errno.EAGAIN:
                     chunk = None
@@ -119,7 +126,7 @@ def _read_answer(rfd: int, pidfd: int) -> bytes:
         if pidfd in events and rfd not in events:
             # The init exited; drain what it wrote before dying.
             try:
-                buf += os.read(rfd, 4096)
+                buf += posix.read(rfd, 4096)
             except OSError:
                 pass
             return buf

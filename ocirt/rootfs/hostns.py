@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import os
 
-# Imported by `delete` for every container: the syscall layer is loaded only when needed.
+# Imported by `delete` for every container without a mount namespace of its own: the syscall
+# layer is loaded only when needed.
 
 
 def shares_runtime_mntns(ns_types) -> bool:
     """No mount namespace in the config: the container inherits the runtime's (spec)."""
     return "mount" not in ns_types
-
-
-def applies(config: dict) -> bool:
-    ns = {n.get("type") for n in (config.get("linux") or {}).get("namespaces") or []}
-    return shares_runtime_mntns(ns)
 
 
 def _mnt_id(fd: int) -> int | None:

@@ -8,7 +8,7 @@ it, means "created".
 
 from __future__ import annotations
 
-import os
+from ocirt import fspath
 
 CREATING = "creating"
 CREATED = "created"
@@ -60,6 +60,6 @@ def derive(state: dict, state_dir: str) -> str:
                 return PAUSED
         except OSError:
             pass
-    if os.path.exists(os.path.join(state_dir, "exec.fifo")):
+    if fspath.exists(f"{state_dir}/exec.fifo"):
         return CREATED
     return RUNNING

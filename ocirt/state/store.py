@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import errno
 import fcntl
-from ocirt import jsonio
-import os
+import posix
+
+from ocirt import fspath, jsonio
 from ocirt.errors import ContainerExists, ContainerNotFound, InvalidID, StateError
 
 STATE_FILE = "state.json"
@@ -35,52 +36,53 @@ def validate_id(cid: str) -> None:
 
 class Store:
     def __init__(self, root: str) -> None:
-        self.root = os.path.abspath(root)
+        self.root = fspath.abspath(root)
 
     def ensure_root(self) -> None:
         try:
-            os.mkdir(self.root, 0o700)
+            posix.mkdir(self.root, 0o700)
         except FileExistsError:
             return
         except FileNotFoundError:
+            import os
             os.makedirs(os.path.dirname(self.root), 0o755, exist_ok=True)
             try:
-                os.mkdir(self.root, 0o700)
+                posix.mkdir(self.root, 0o700)
             except FileExistsError:
                 return
-        os.chmod(self.root, 0o700)
+        posix.chmod(self.root, 0o700)
 
     @property
     def seccomp_cache(self) -> str:
         # '~' cannot appear in a container id, so the cache never collides with a container.
-        return os.path.join(self.root, "~seccomp")
+        return f"{self.root}/~seccomp"
 
     def dir(self, cid: str) -> str:
         validate_id(cid)
-        return os.path.join(self.root, cid)
+        return f"{self.root}/{cid}"
 
     def fifo_path(self, cid: str) -> str:
-        return os.path.join(self.dir(cid), FIFO_NAME)
+        return f"{self.dir(cid)}/{FIFO_NAME}"
 
     def create_dir(self, cid: str) -> str:
         d = self.dir(cid)
         self.ensure_root()
         try:
-            os.mkdir(d, 0o711)
+            posix.mkdir(d, 0o711)
         except FileExistsError:
             raise ContainerExists() from None
-        os.chmod(d, 0o711)  # mkdir's mode is filtered by the umask
+        posix.chmod(d, 0o711)  # mkdir's mode is filtered by the umask
         return d
 
     def exists(self, cid: str) -> bool:
-        return os.path.isdir(self.dir(cid))
+        return fspath.isdir(self.dir(cid))
 
     def lock(self, cid: str) -> "_Lock":
         """An exclusive flock on the container's directory, for a `with` block."""
         return _Lock(self.dir(cid), cid)
 
     def load(self, cid: str) -> dict:
-        path = os.path.join(self.dir(cid), STATE_FILE)
+        path = f"{self.dir(cid)}/{STATE_FILE}"
         try:
             with open(path, "rb") as f:
                 return jsonio.loads(f.read())
@@ -93,38 +95,40 @@ class Store:
         """The first state.json of a container being created, in its new (locked, empty)
         directory: written in place, as no reader can take it for a complete one (they wait
         for the lock, or see a "creating" record)."""
-        path = os.path.join(self.dir(cid), STATE_FILE)
+        path = f"{self.dir(cid)}/{STATE_FILE}"
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            fd = posix.open(path, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_CLOEXEC,
+                             0o600)
             try:
                 _write_all(fd, jsonio.dumps(state, compact=True).encode())
             finally:
-                os.close(fd)
+                posix.close(fd)
         except OSError as e:
             raise _save_error(cid, e) from None
 
     def prepare(self, cid: str, state: dict) -> str:
         """Write `state` next to state.json; commit() makes it the state. Nothing is left
         behind if the write fails (a full filesystem, say)."""
-        tmp = os.path.join(self.dir(cid), "." + STATE_FILE + ".tmp")
+        tmp = f"{self.dir(cid)}/.{STATE_FILE}.tmp"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC,
+                             0o600)
         except OSError as e:
             raise _save_error(cid, e) from None
         try:
             _write_all(fd, jsonio.dumps(state, compact=True).encode())
         except BaseException as e:
-            os.close(fd)
+            posix.close(fd)
             discard(tmp)
             if isinstance(e, OSError):
                 raise _save_error(cid, e) from None
             raise
-        os.close(fd)
+        posix.close(fd)
         return tmp
 
     def commit(self, cid: str, tmp: str) -> None:
         try:
-            os.rename(tmp, os.path.join(self.dir(cid), STATE_FILE))
+            posix.rename(tmp, f"{self.dir(cid)}/{STATE_FILE}")
         except BaseException:
             discard(tmp)
             raise
@@ -135,30 +139,30 @@ class Store:
     def remove(self, cid: str) -> None:
         d = self.dir(cid)
         try:
-            names = os.listdir(d)
+            names = posix.listdir(d)
         except FileNotFoundError:
             return
         for name in names:
             try:
-                os.unlink(os.path.join(d, name))
+                posix.unlink(f"{d}/{name}")
             except IsADirectoryError:
                 import shutil
-                shutil.rmtree(os.path.join(d, name), ignore_errors=True)
+                shutil.rmtree(f"{d}/{name}", ignore_errors=True)
             except FileNotFoundError:
                 pass
         try:
-            os.rmdir(d)
+            posix.rmdir(d)
         except OSError as e:
             if e.errno != errno.ENOENT:
                 raise
 
     def list_ids(self) -> list[str]:
         try:
-            names = os.listdir(self.root)
+            names = posix.listdir(self.root)
         except FileNotFoundError:
             return []
         return sorted(n for n in names if _id_ok(n) and n not in (".", "..")
-                      and os.path.isdir(os.path.join(self.root, n)))
+                      and fspath.isdir(f"{self.root}/{n}"))
 
 
 def _save_error(cid: str, e: OSError) -> StateError:
@@ -167,14 +171,14 @@ def _save_error(cid: str, e: OSError) -> StateError:
 
 def discard(tmp: str) -> None:
     try:
-        os.unlink(tmp)
+        posix.unlink(tmp)
     except FileNotFoundError:
         pass
 
 
 def _write_all(fd: int, data: bytes) -> None:
     while data:
-        data = data[os.write(fd, data):]
+        data = data[posix.write(fd, data):]
 
 
 # Directories this process holds the lock of: a "creating" record seen under the lock is a
@@ -188,7 +192,7 @@ def create_running(path: str) -> bool:
     if path in _held:
         return False
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = posix.open(path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
     except FileNotFoundError:
         return False
     try:
@@ -196,7 +200,7 @@ def create_running(path: str) -> bool:
     except BlockingIOError:
         return True
     finally:
-        os.close(fd)
+        posix.close(fd)
     return False
 
 
@@ -210,17 +214,17 @@ class _Lock:
 
     def __enter__(self) -> int:
         try:
-            self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            self.fd = posix.open(self.path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
         except FileNotFoundError:
             raise ContainerNotFound(self.cid) from None
         fcntl.flock(self.fd, fcntl.LOCK_EX)
-        if os.fstat(self.fd).st_nlink == 0:
+        if posix.fstat(self.fd).st_nlink == 0:
             # Removed by a delete that held the lock before us.
-            os.close(self.fd)
+            posix.close(self.fd)
             raise ContainerNotFound(self.cid)
         _held.add(self.path)
         return self.fd
 
     def __exit__(self, *exc: object) -> None:
         _held.discard(self.path)
-        os.close(self.fd)
+        posix.close(self.fd)

@@ -7,9 +7,9 @@ leave a half-frozen container.
 
 from __future__ import annotations
 
-import os
 import time
 
+from ocirt import fspath
 from ocirt.cgroups import fs
 from ocirt.errors import CgroupError
 
@@ -80,7 +80,7 @@ def thaw_tree(version: int, d: str) -> None:
     on SIGKILL, and thawing a cgroup leaves a sub-cgroup that was frozen by itself (v1
     freezer.self_freezing, v2 cgroup.freeze) frozen: the container may have frozen one of its
     own sub-cgroups, and a kill must still reach every task."""
-    for top, _, _ in os.walk(d):
+    for top in fspath.walk_dirs(d):
         try:
             if version == 1:
                 own = (fs.read_or_none(top, "freezer.self_freezing") or "").strip() == "1"
@@ -109,6 +109,6 @@ def is_frozen_recorded(paths: dict[str, str]) -> bool:
     """is_frozen from the recorded paths alone: `state`, `start`, `kill` and `delete` need
     nothing else of the cgroup manager (importing it costs more than the rest of `state`)."""
     r = route(paths)
-    if r is None or not os.path.isdir(r[1]):
+    if r is None or not fspath.isdir(r[1]):
         return False
     return (is_frozen_v1 if r[0] == 1 else is_frozen_v2)(r[1])
