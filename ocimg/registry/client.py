@@ -6,11 +6,12 @@ import hashlib
 import json
 import os
 import random
+import re
 import time
 import urllib.parse
 import warnings
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, BinaryIO
 
 import urllib3
 from urllib3.exceptions import HTTPError as Urllib3Error
@@ -278,7 +279,8 @@ class RegistryClient:
     def upload_blob(self, ref: Reference, desc: Descriptor, path: str, chunk_size: int,
                     mount_from: str | None = None) -> bool:
         """Upload the file `path` as blob `desc`: one PUT when it fits in `chunk_size`, else PATCHes
-        of `chunk_size` bytes and a closing PUT. A failed upload starts over, a few times.
+        of `chunk_size` bytes and a closing PUT. A failed PATCH resumes where the registry says the
+        upload stands; any other failed upload starts over, a few times.
 
         With `mount_from` (another repository of this registry that has the blob), the registry is
         asked to mount it from there first; True when it did, and nothing was uploaded.
@@ -304,13 +306,7 @@ class RegistryClient:
         location = self._location(r, what)
         with open(path, "rb") as f:
             if desc.size > chunk_size:
-                offset = 0
-                while chunk := f.read(chunk_size):
-                    headers = {"Content-Type": "application/octet-stream", "Content-Length": str(len(chunk)),
-                               "Content-Range": f"{offset}-{offset + len(chunk) - 1}"}
-                    r = self._push_call("PATCH", location, ref, what, (202,), headers, chunk)
-                    location = self._location(r, what)
-                    offset += len(chunk)
+                location = self._patch_chunks(ref, f, location, chunk_size, what)
                 data = b""
             else:
                 data = f.read()
@@ -321,6 +317,46 @@ class RegistryClient:
         if got and got != str(desc.digest):
             raise DigestError(f"{what}: the registry stored it as {got}")
         return False
+
+    def _patch_chunks(self, ref: Reference, f: BinaryIO, location: str, chunk_size: int, what: str) -> str:
+        """PATCH the file up in chunks; returns the upload's location for the closing PUT.
+
+        A PATCH that fails transiently is resumed where the registry says the upload stands (the
+        distribution spec's upload status); when it cannot say, the error goes up and the caller
+        starts over with a new upload."""
+        offset = failures = 0
+        while chunk := f.read(chunk_size):
+            headers = {"Content-Type": "application/octet-stream", "Content-Length": str(len(chunk)),
+                       "Content-Range": f"{offset}-{offset + len(chunk) - 1}"}
+            try:
+                r = self._push_call("PATCH", location, ref, what, (202,), headers, chunk)
+            except RegistryError as e:
+                failures += 1
+                if e.status is None or not _is_transient(e.status) or failures >= self.attempts:
+                    raise
+                _backoff(failures - 1)
+                status = self._upload_status(ref, location)
+                if status is None:
+                    raise
+                offset, location = status
+                f.seek(offset)
+                continue
+            location = self._location(r, what)
+            offset += len(chunk)
+        return location
+
+    def _upload_status(self, ref: Reference, location: str) -> tuple[int, str] | None:
+        """How many bytes the upload at `location` holds, and its location now; None when the
+        registry does not tell (no Range, the session gone, no answer)."""
+        try:
+            r = self.request("GET", location, f"repository:{ref.repository}:pull,push")
+        except Urllib3Error:
+            return None
+        m = re.fullmatch(r"0-(\d+)", r.headers.get("Range", "")) if r.status == 204 else None
+        # "0-0" is all an empty upload can say, and it says the same of one byte: not a position.
+        if m is None or m.group(1) == "0":
+            return None
+        return int(m.group(1)) + 1, (self._location(r, "upload") if r.headers.get("Location") else location)
 
     def put_manifest(self, ref: Reference, data: bytes, media_type: str) -> Digest:
         """PUT the manifest under `ref`'s tag; returns its digest (checked against the registry's)."""

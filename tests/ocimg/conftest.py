@@ -164,6 +164,18 @@ def truncating_proxy(registry: tr.Registry):
 
 
 @pytest.fixture
+def patch_cutting_proxy(registry: tr.Registry):
+    """Passes pushes on, but cuts the first upload PATCH from `.cut_patch_from` on (set it)."""
+    yield from _proxy(registry, cut_blobs=False)
+
+
+@pytest.fixture
+def forgetful_proxy(registry: tr.Registry):
+    """Like patch_cutting_proxy, and answers every upload status request with 404."""
+    yield from _proxy(registry, cut_blobs=False, forget_uploads=True)
+
+
+@pytest.fixture
 def gated_proxy(registry: tr.Registry):
     """Passes everything on whole, but holds GETs of the blobs in `.held` until `.release` is set."""
     yield from _proxy(registry, cut_blobs=False)

@@ -292,9 +292,16 @@ class DroppingProxy:
     manifest it passes on."""
 
     def __init__(self, upstream_port: int, mangle_manifests: bool = False, cut_blobs: bool = True,
-                 refuse_ranges: bool = False) -> None:
+                 refuse_ranges: bool = False, cut_patch_from: int | None = None,
+                 forget_uploads: bool = False) -> None:
         self.mangle_manifests = mangle_manifests
         self.cut_blobs = cut_blobs
+        # The first upload PATCH starting at or past this offset: half its body read, then the
+        # connection closed, nothing of it passed on.
+        self.cut_patch_from = cut_patch_from
+        # Answer every upload status GET with 404, as for an upload session the registry dropped.
+        self.forget_uploads = forget_uploads
+        self.upload_bytes = 0  # body bytes of the PATCHes and PUTs received, cut ones included
         # Answer a ranged blob GET with 416 and a body shorter than its Content-Length.
         self.refuse_ranges = refuse_ranges
         # GETs of these blobs wait until `release` is set.
@@ -319,6 +326,15 @@ class DroppingProxy:
             def do_GET(self):  # noqa: N802
                 proxy._forward(self, "GET")
 
+            def do_POST(self):  # noqa: N802
+                proxy._forward(self, "POST")
+
+            def do_PATCH(self):  # noqa: N802
+                proxy._forward(self, "PATCH")
+
+            def do_PUT(self):  # noqa: N802
+                proxy._forward(self, "PUT")
+
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
@@ -334,8 +350,23 @@ class DroppingProxy:
         self.thread.join(5)
 
     def _forward(self, h: http.server.BaseHTTPRequestHandler, method: str) -> None:
-        headers = {k: v for k, v in h.headers.items() if k.lower() in ("accept", "range", "authorization")}
-        r = self.pool.request(method, self.upstream + h.path, headers=headers, redirect=False)
+        headers = {k: v for k, v in h.headers.items()
+                   if k.lower() in ("accept", "range", "authorization", "content-type", "content-range")}
+        length = int(h.headers.get("Content-Length", "0"))
+        if method in ("PATCH", "PUT"):
+            if self._cuts_patch(h, method):
+                self.upload_bytes += len(h.rfile.read(length // 2))
+                h.close_connection = True
+                h.connection.shutdown(socket.SHUT_RDWR)
+                return
+            self.upload_bytes += length
+        body_in = h.rfile.read(length) if length else None
+        if method == "GET" and "/blobs/uploads/" in h.path and self.forget_uploads:
+            h.send_response(404)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
+        r = self.pool.request(method, self.upstream + h.path, headers=headers, body=body_in, redirect=False)
         body = r.data
         if self.mangle_manifests and "/manifests/" in h.path and r.status == 200:
             body += b" "  # still valid JSON, but no longer the content its digest names
@@ -358,7 +389,7 @@ class DroppingProxy:
         h.send_response(r.status)
         for k, v in r.headers.items():
             if k.lower() not in ("connection", "transfer-encoding", "content-length"):
-                h.send_header(k, v)
+                h.send_header(k, v.replace(self.upstream, f"http://{self.host}"))  # Location: back here
         h.send_header("Content-Length", str(len(body)))
         h.end_headers()
         if method == "HEAD":
@@ -371,6 +402,13 @@ class DroppingProxy:
             h.connection.shutdown(socket.SHUT_RDWR)
             return
         h.wfile.write(body)
+
+    def _cuts_patch(self, h: http.server.BaseHTTPRequestHandler, method: str) -> bool:
+        start = h.headers.get("Content-Range", "").partition("-")[0]
+        if method != "PATCH" or self.cut_patch_from is None or not start or int(start) < self.cut_patch_from:
+            return False
+        self.cut_patch_from = None  # once
+        return True
 
 
 def sha256(data: bytes) -> str:

@@ -96,6 +96,42 @@ def test_large_blobs_go_up_in_chunks(ocimg, registry, images, tmp):
     second("pull", "--insecure", dest)  # every blob checked against its digest
 
 
+def push_cut_once(ocimg, registry, proxy) -> tuple[str, int, int]:
+    """Push test/gzip's layer in four PATCHes through `proxy`, which cuts the third half-way.
+    Returns the destination on the registry itself, the chunk size and the bytes pushed whole."""
+    src = f"{registry.host}/test/gzip"
+    ocimg("pull", "--insecure", src)
+    ocimg("tag", src, "elsewhere/gzip")  # not mounted from test/gzip: uploaded
+    store = Store(str(ocimg.root))
+    image = store.image(src)
+    layer = image.manifest.layers[0]
+    chunk = -(-layer.size // 4)
+    proxy.cut_patch_from = 2 * chunk
+    path = f"pushed/{uuid.uuid4().hex[:12]}:cut"
+    push(store, "elsewhere/gzip", destination(f"{proxy.host}/{path}"), RegistryClient(proxy.host, insecure=True),
+         chunk_size=chunk)
+    assert proxy.cut_patch_from is None  # the cut happened
+    whole = layer.size + image.manifest.config.size + image.descriptor.size
+    return f"{registry.host}/{path}", chunk, whole
+
+
+def test_a_cut_chunked_upload_resumes_where_the_registry_stands(ocimg, registry, patch_cutting_proxy, images, tmp):
+    dest, chunk, whole = push_cut_once(ocimg, registry, patch_cutting_proxy)
+    # Only the cut half chunk is extra: a restart would send the two chunks before it again.
+    assert patch_cutting_proxy.upload_bytes == whole + chunk // 2
+    assert skopeo_inspect(dest)["Digest"] == images.gzip_only.digest
+    second = type(ocimg)(tmp / "store2", ocimg.env)
+    second("pull", "--insecure", dest)  # every blob checked against its digest
+
+
+def test_a_cut_upload_the_registry_no_longer_knows_starts_over(ocimg, registry, forgetful_proxy, images, tmp):
+    dest, chunk, whole = push_cut_once(ocimg, registry, forgetful_proxy)
+    assert forgetful_proxy.upload_bytes == whole + 2 * chunk + chunk // 2
+    assert skopeo_inspect(dest)["Digest"] == images.gzip_only.digest
+    second = type(ocimg)(tmp / "store2", ocimg.env)
+    second("pull", "--insecure", dest)
+
+
 def test_push_with_basic_auth_over_tls(ocimg, tls_basic_registry, tmp):
     cfg = certs_config(tmp, tls_basic_registry)
     creds = auth_json(tmp / "auth.json", tls_basic_registry.host)
