@@ -17,7 +17,7 @@ from ocirt.features_data import CAPABILITIES  # by capability number
 # `typing` alone costs ~5 ms to import, more than validating a config: keep it out of run time.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Iterable, Iterator, Optional, Union
+    from typing import Any, Container, Iterable, Iterator, Optional, Union
 
     PathPart = Union[str, int]
     Parts = tuple[PathPart, ...]
@@ -351,40 +351,58 @@ def _check_linux(c: _Checker, doc: dict[str, Any], lx: dict[str, Any]) -> Iterat
 
 def _check_sysctl(c: _Checker, key: str, ns: dict[str, tuple[int, str]],
                   at: Parts) -> Iterator[ConfigError]:
-    # /proc/sys is only partly namespaced: allow what the container's own namespaces cover
-    # (SECURITY.md rule 14, runc's validator), refuse anything that would change the host.
     try:
-        name = sysctl_path(key).translate(_DOT_SLASH)
+        path = sysctl_path(key)
     except ValueError as e:
         yield c.fail(at, str(e))
         return
+    host_netns = False
+    if "network" in ns and ns["network"][1]:
+        idx, nspath = ns["network"]
+        try:
+            host_netns = joins_host_netns(nspath)
+        except OSError as e:
+            yield c.fail(("linux", "namespaces", idx, "path"),
+                         f"cannot check network namespace {nspath!r}: {e.strerror}")
+            return
+    problem = sysctl_problem(key, path, ns, host_netns)
+    if problem is not None:
+        yield c.fail(at, problem)
+
+
+def joins_host_netns(path: str) -> bool:
+    """Whether a network namespace path names the runtime's own (the host's) namespace."""
+    a, b = os.stat("/proc/self/ns/net"), os.stat(path)
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def sysctl_problem(key: str, path: str, namespaces: Container[str],
+                   host_netns: bool) -> str | None:
+    """Why the container may not set sysctl `key` (file `path` below /proc/sys), or None.
+
+    /proc/sys is only partly namespaced: allow what the container's own namespaces cover
+    (SECURITY.md rule 14, runc's validator), refuse anything that would change the host.
+    `namespaces` are the types the container has (new or joined); `host_netns` says that the
+    network namespace it joins by path is the host's own."""
+    name = path.translate(_DOT_SLASH)
     if name in _IPC_SYSCTLS or name.startswith("fs.mqueue."):
-        if "ipc" not in ns:
-            yield c.fail(at, f"sysctl {key!r} is not allowed in the host's ipc namespace")
+        if "ipc" not in namespaces:
+            return f"sysctl {key!r} is not allowed in the host's ipc namespace"
     elif name.startswith("net."):
-        if "network" not in ns:
-            yield c.fail(at, f"sysctl {key!r} is not allowed in the host's network namespace")
-        idx, path = ns["network"]
-        if path:
-            try:
-                a, b = os.stat("/proc/self/ns/net"), os.stat(path)
-            except OSError as e:
-                yield c.fail(("linux", "namespaces", idx, "path"),
-                             f"cannot check network namespace {path!r}: {e.strerror}")
-                return
-            if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
-                yield c.fail(at, f"sysctl {key!r} is not allowed in the host's network namespace")
+        if "network" not in namespaces or host_netns:
+            return f"sysctl {key!r} is not allowed in the host's network namespace"
     elif name == "kernel.domainname":
-        if "uts" not in ns:
-            yield c.fail(at, f"sysctl {key!r} is not allowed in the host's uts namespace")
+        if "uts" not in namespaces:
+            return f"sysctl {key!r} is not allowed in the host's uts namespace"
     elif name == "kernel.hostname":
-        yield c.fail(at, f"sysctl {key!r} is not allowed: set the 'hostname' field instead")
+        return f"sysctl {key!r} is not allowed: set the 'hostname' field instead"
     elif name.startswith("user."):
         # ucounts in the initial user namespace would limit every process of the host.
-        if "user" not in ns:
-            yield c.fail(at, f"sysctl {key!r} is not allowed without a user namespace")
+        if "user" not in namespaces:
+            return f"sysctl {key!r} is not allowed without a user namespace"
     else:
-        yield c.fail(at, f"sysctl {key!r} is not in a separate kernel namespace")
+        return f"sysctl {key!r} is not in a separate kernel namespace"
+    return None
 
 
 def _valid_ifname(name: str) -> bool:

@@ -1,63 +1,42 @@
-"""linux.sysctl: which keys a container may set (SECURITY.md rule 14, runc's validator) and
+"""linux.sysctl: which keys a container may set (SECURITY.md rule 14, the rules of
+ocirt.config.semantic, checked again here against the namespaces the init really gets) and
 writing them through the private procfs (rule 7, CVE-2025-52881), never through a path the
 container's mounts could redirect."""
 
 from __future__ import annotations
 
-import os
-
-from ocirt.config.semantic import format_path
+from ocirt.config.semantic import format_path, joins_host_netns, sysctl_path, sysctl_problem
 from ocirt.errors import ConfigError, SetupError
 from ocirt.linux import procfs
-
-_IPC_KEYS = frozenset({"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
-                       "kernel.shmall", "kernel.shmmax", "kernel.shmmni",
-                       "kernel.shm_rmid_forced"})
-
-
-def split_key(key: str) -> list[str]:
-    """runc accepts `/` as the separator too; then dots are part of names (eth0.100)."""
-    return key.split("/") if "/" in key else key.split(".")
 
 
 def validate(sysctl: dict, new_ns: frozenset[str], joined_ns: frozenset[str],
              linux: dict) -> list[tuple[str, str, str]]:
+    """(config key, file below /proc/sys, value) for each entry, in the config's order."""
     out = []
     for key, value in sysctl.items():
         where = format_path(("linux", "sysctl", key))
-        parts = split_key(key)
-        if any(p in ("", ".", "..") for p in parts):
-            raise ConfigError(where, f"invalid sysctl key {key!r}")
         if not isinstance(value, str):
             raise ConfigError(where, "sysctl values must be strings")
-        dotted = ".".join(parts)
-        ns = new_ns | joined_ns
-        if dotted in _IPC_KEYS or dotted.startswith("fs.mqueue."):
-            if "ipc" not in ns:
-                raise ConfigError(where, f"sysctl {key!r} is not allowed in the hosts ipc "
-                                  "namespace")
-        elif parts[0] == "net":
-            if "network" not in new_ns and not _foreign_netns(linux):
-                raise ConfigError(where, f"sysctl {key!r} not allowed in host network "
-                                  "namespace")
-        elif dotted == "kernel.domainname" and "uts" in ns:
-            pass
-        elif dotted == "kernel.hostname" and "uts" in ns:
-            raise ConfigError(where, f"sysctl {key!r} is not allowed as it conflicts with "
-                              "the OCI \"hostname\" field")
-        else:
-            raise ConfigError(where, f"sysctl {key!r} is not in a separate kernel namespace")
-        out.append((key, "/".join(parts), value))
+        try:
+            path = sysctl_path(key)
+        except ValueError as e:
+            raise ConfigError(where, str(e)) from None
+        problem = sysctl_problem(key, path, new_ns | joined_ns,
+                                 "network" in joined_ns and _joins_host_netns(linux))
+        if problem is not None:
+            raise ConfigError(where, problem)
+        out.append((key, path, value))
     return out
 
 
-def _foreign_netns(linux: dict) -> bool:
+def _joins_host_netns(linux: dict) -> bool:
     for ns in linux.get("namespaces") or []:
         if ns.get("type") == "network" and ns.get("path"):
             try:
-                return os.stat(ns["path"]).st_ino != os.stat("/proc/self/ns/net").st_ino
+                return joins_host_netns(ns["path"])
             except OSError:
-                return False
+                return True     # cannot tell: refuse, as for the host's own
     return False
 
 

@@ -169,6 +169,22 @@ def test_sysctl_keys_validated():
         == [("net/ipv4/conf/eth0.100/forwarding", "net/ipv4/conf/eth0.100/forwarding", "1")]
 
 
+def test_sysctl_file_is_the_one_the_config_checks_validated():
+    # sysctl.d(5): the first separator decides; in dotted notation a slash stands for a dot
+    # inside a name (eth0.100), so the file written is the one the rules looked at.
+    from ocirt.rootfs import sysctl
+    ns = frozenset({"network"})
+    assert sysctl.validate({"net.ipv4.conf.eth0/100.forwarding": "1"}, ns, frozenset(), {}) \
+        == [("net.ipv4.conf.eth0/100.forwarding", "net/ipv4/conf/eth0.100/forwarding", "1")]
+
+
+def test_sysctl_in_a_joined_host_network_namespace_is_refused():
+    from ocirt.rootfs import sysctl
+    linux = {"namespaces": [{"type": "network", "path": "/proc/self/ns/net"}]}
+    with pytest.raises(ConfigError, match="host's network namespace"):
+        sysctl.validate({"net.ipv4.ip_forward": "1"}, frozenset(), frozenset({"network"}), linux)
+
+
 def test_sysctl_through_tmpfs_over_proc_sys_lands_in_real_procfs(bundle):
     """A tmpfs over /proc/sys (put there by a racing mount; plan() refuses it in config)
     must not receive the write: the value reaches the container's real net namespace."""
