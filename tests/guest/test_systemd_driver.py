@@ -157,16 +157,15 @@ def test_delete_stops_the_unit_and_removes_its_cgroup(sd, bundle, cid):
     pid = start_sleeper(sd, bundle, cid)
     d = CGROOT + own_cgroup(pid)
     sd.ok("delete", "--force", cid)
-    assert show(f"ocirt-{cid}.scope", "LoadState")["LoadState"] == "not-found"
+    assert show(f"ocirt-{cid}.scope", "ActiveState")["ActiveState"] == "inactive"
     assert not os.path.exists(d)
 
 
-def test_delete_after_the_container_exited_leaves_no_unit(sd, bundle, cid):
+def test_run_in_the_foreground_leaves_no_unit(sd, bundle, cid):
     bundle.args("true")
     sd.ok("run", "--bundle", str(bundle.path), cid)
-    sd.ok("delete", cid)
-    p = show(f"ocirt-{cid}.scope", "LoadState", "ActiveState")
-    assert p["LoadState"] == "not-found"
+    assert cid not in sd.ids()
+    assert show(f"ocirt-{cid}.scope", "ActiveState")["ActiveState"] == "inactive"
     assert not os.path.exists(f"{CGROOT}/system.slice/ocirt-{cid}.scope")
 
 
@@ -189,7 +188,7 @@ def test_exec_cgroup_joins_a_sub_cgroup_of_the_scope(sd, bundle, cid):
     d = CGROOT + own_cgroup(pid)
     os.mkdir(f"{d}/sub")
     p = sd.ok("exec", "--cgroup", "sub", cid, "cat", "/proc/self/cgroup")
-    assert p.stdout.decode().strip().endswith(f"ocirt-{cid}.scope/sub")
+    assert p.stdout.decode() == "0::/sub\n"        # seen through its cgroup namespace
     sd.ok("delete", "--force", cid)
     assert not os.path.exists(d)
 
@@ -199,7 +198,7 @@ def test_kill_all_leaves_the_unit_to_be_removed_by_delete(sd, bundle, cid):
     sd.ok("kill", cid, "KILL")
     wait_until(lambda: sd.state(cid)["status"] == "stopped", "the container to stop")
     sd.ok("delete", cid)
-    assert show(f"ocirt-{cid}.scope", "LoadState")["LoadState"] == "not-found"
+    assert show(f"ocirt-{cid}.scope", "ActiveState")["ActiveState"] == "inactive"
 
 
 def test_unit_in_use_is_a_clear_error_and_leaves_nothing(sd, bundle, cid):
@@ -212,6 +211,19 @@ def test_unit_in_use_is_a_clear_error_and_leaves_nothing(sd, bundle, cid):
     assert f"systemd unit ocirt-test-{cid}.scope already exists" in err and "\n" not in err
     assert other not in sd.ids()
     assert sd.state(cid)["status"] == "running" and own_cgroup(pid).endswith(f"{cid}.scope")
+
+
+def test_limit_the_kernel_refuses_stops_the_started_unit(sd, bundle, cid):
+    """systemd takes AllowedCPUs it cannot apply; the cgroupfs write fails, and the failed
+    create removes its unit, its cgroup and its state."""
+    bundle.config["linux"]["resources"] = {"cpu": {"cpus": str(os.cpu_count() + 8)}}
+    bundle.args("sleep", "1000")
+    p = sd("run", "-d", "--bundle", str(bundle.path), cid)
+    err = p.stderr.decode().strip()
+    assert p.returncode == 1 and "cpuset.cpus" in err and "\n" not in err, err
+    assert cid not in sd.ids()
+    assert show(f"ocirt-{cid}.scope", "ActiveState")["ActiveState"] == "inactive"
+    assert not os.path.exists(f"{CGROOT}/system.slice/ocirt-{cid}.scope")
 
 
 @pytest.mark.parametrize("path", ["system.slice:only-two", "/absolute/path",
@@ -231,7 +243,8 @@ def test_slice_name_makes_a_slice_unit(sd, bundle, cid):
     assert own_cgroup(pid) == f"/ocirttest.slice/{name}"
     assert show(name, "ActiveState")["ActiveState"] == "active"
     sd.ok("delete", "--force", cid)
-    assert show(name, "LoadState")["LoadState"] == "not-found"
+    assert show(name, "ActiveState")["ActiveState"] == "inactive"
+    assert not os.path.exists(f"{CGROOT}/ocirttest.slice/{name}")
     subprocess.run(["systemctl", "stop", "ocirttest.slice"], capture_output=True)
 
 

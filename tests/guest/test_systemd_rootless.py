@@ -131,6 +131,6 @@ def test_rootless_delete_stops_the_users_unit(user_bundle):
     d = CGROOT + own_cgroup(pid)
     p = as_user(OCIRT, "--root", str(state), "delete", "--force", cid)
     assert p.returncode == 0, p.stderr
-    show = as_user("systemctl", "--user", "show", f"ocirt-{cid}.scope", "-pLoadState").stdout
-    assert "LoadState=not-found" in show
+    show = as_user("systemctl", "--user", "show", f"ocirt-{cid}.scope", "-pActiveState").stdout
+    assert "ActiveState=inactive" in show
     assert not os.path.exists(d)

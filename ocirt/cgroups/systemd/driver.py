@@ -51,20 +51,26 @@ def from_state(d: dict) -> "SystemdManager":
                           mode=d["mode"], paths=dict(d["paths"]), mounts=dict(d["mounts"]),
                           v2_controllers=frozenset(d.get("v2_controllers", ())),
                           rootless=bool(d.get("rootless")), created=list(d.get("created", ())),
-                          unit=d["unit"], slice_=d["slice"], user=bool(d.get("user")))
+                          unit=d["unit"], slice_=d["slice"], user=bool(d.get("user")),
+                          started=bool(d.get("started")))
 
 
 class SystemdManager(Manager):
-    def __init__(self, *, unit: str, slice_: str, user: bool, **kw) -> None:
+    def __init__(self, *, unit: str, slice_: str, user: bool, started: bool = False,
+                 **kw) -> None:
         super().__init__(**kw)
         self.unit = unit
         self.slice = slice_
         self.user = user                # the user's manager rather than PID 1
+        # Whether this container started the unit: until it has, a unit of that name (and
+        # its cgroup) belongs to someone else, and destroy must leave it alone.
+        self.started = started
         self._pending: dict | None = None   # resources to apply once the unit exists
 
     def to_state(self) -> dict:
         d = super().to_state()
-        d.update(driver=DRIVER, unit=self.unit, slice=self.slice, user=self.user)
+        d.update(driver=DRIVER, unit=self.unit, slice=self.slice, user=self.user,
+                 started=self.started)
         return d
 
     def _bus(self):
@@ -96,6 +102,7 @@ class SystemdManager(Manager):
                                            None if unit.is_slice else pid, resources,
                                            version, v2)
             self._start_unit(m, props)
+            self.started = True
             iface = "org.freedesktop.systemd1." + ("Slice" if unit.is_slice else "Scope")
             try:
                 cgroup = str(m.unit_property(self.unit, iface, "ControlGroup"))
@@ -174,6 +181,11 @@ class SystemdManager(Manager):
     # --- removal ----------------------------------------------------------------------
 
     def destroy(self) -> None:
+        if not self.started:
+            # A create that failed before its unit existed (perhaps because the name is
+            # taken): nothing here is ours. A create killed after starting it left an init
+            # that died with it, and systemd drops a scope once it is empty.
+            return
         if self.pids():
             self.kill_all(SIGKILL)
             _wait(lambda: not self.pids(), 5.0)
