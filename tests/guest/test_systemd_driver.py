@@ -129,15 +129,17 @@ def test_unified_memory_keys_are_unit_properties(sd, bundle, cid):
     assert read_cgroup_file(CGROOT + own_cgroup(pid), "memory.high") == str(48 << 20)
 
 
-def test_device_filter_is_in_force_in_the_scope(sd, bundle, cid):
-    """ocirt's own BPF device filter guards the delegated cgroup (systemd adds none: the unit
-    has no DeviceAllow)."""
-    bundle.config["linux"]["cgroupsPath"] = f"machine.slice:ocirt-test:{cid}"
+def test_device_filter_holds_in_the_scope_across_a_daemon_reload(sd, bundle, cid):
+    """ocirt's own BPF device filter guards the delegated cgroup; systemd adds none (the unit
+    has no DeviceAllow=) and leaves it attached when it re-applies the unit."""
     for kind in ("bounding", "effective", "permitted"):
         bundle.process["capabilities"][kind].append("CAP_MKNOD")
-    bundle.sh("mknod /tmp/sda b 8 0 && head -c1 /tmp/sda; echo rc=$?")
-    p = sd("run", "--bundle", str(bundle.path), cid)
-    assert b"rc=1" in p.stdout and b"Operation not permitted" in p.stderr + p.stdout
+    start_sleeper(sd, bundle, cid)
+    assert show(f"ocirt-{cid}.scope", "DevicePolicy")["DevicePolicy"] == "auto"
+    subprocess.run(["systemctl", "daemon-reload"], check=True)
+    p = sd("exec", cid, "sh", "-c", "mknod /tmp/sda b 8 0 && head -c1 /tmp/sda")
+    assert p.returncode != 0 and b"Operation not permitted" in p.stderr + p.stdout
+    assert sd("exec", cid, "sh", "-c", "echo x > /dev/null").returncode == 0
 
 
 def test_update_changes_unit_properties_and_cgroupfs(sd, bundle, cid):

@@ -78,7 +78,7 @@ def test_resources_become_systemd_properties_as_in_runc():
     res = {"memory": {"limit": 64 << 20, "reservation": 32 << 20, "swap": 96 << 20},
            "cpu": {"shares": 1024, "quota": 25000, "period": 100000, "cpus": "0", "mems": "0"},
            "pids": {"limit": 42}, "blockIO": {"weight": 500}}
-    props = dict(units.resource_properties(res, 252, True))
+    props = dict(units.resource_properties(res, 252))
     assert props == {
         "MemoryMax": ("t", 64 << 20), "MemoryLow": ("t", 32 << 20),
         "MemorySwapMax": ("t", 32 << 20), "CPUWeight": ("t", 39),
@@ -90,7 +90,7 @@ def test_resources_become_systemd_properties_as_in_runc():
 
 def test_unlimited_values_are_systemds_infinity():
     props = dict(units.resource_properties(
-        {"memory": {"limit": -1}, "pids": {"limit": -1}, "cpu": {"quota": -1}}, 252, True))
+        {"memory": {"limit": -1}, "pids": {"limit": -1}, "cpu": {"quota": -1}}, 252))
     assert props["MemoryMax"] == props["TasksMax"] == props["CPUQuotaPerSecUSec"] \
         == ("t", units.U64_MAX)
     assert props["MemorySwapMax"] == ("t", units.U64_MAX)
@@ -98,14 +98,14 @@ def test_unlimited_values_are_systemds_infinity():
 
 def test_fractional_cpu_quota_rounds_up_to_whole_percent():
     props = dict(units.resource_properties({"cpu": {"quota": 12345, "period": 100000}},
-                                           252, True))
+                                           252))
     assert props["CPUQuotaPerSecUSec"] == ("t", 130000)
 
 
 def test_unified_keys_systemd_knows_become_properties():
     props = dict(units.resource_properties(
         {"unified": {"memory.high": "1048576", "memory.min": "4096", "pids.max": "max",
-                     "cpu.max": "50000 100000", "io.max": "ignored"}}, 252, True))
+                     "cpu.max": "50000 100000", "io.max": "ignored"}}, 252))
     assert props == {"MemoryHigh": ("t", 1048576), "MemoryMin": ("t", 4096),
                      "TasksMax": ("t", units.U64_MAX), "CPUQuotaPeriodUSec": ("t", 100000),
                      "CPUQuotaPerSecUSec": ("t", 500000)}
@@ -113,7 +113,7 @@ def test_unified_keys_systemd_knows_become_properties():
 
 def test_start_properties_delegate_a_scope_holding_the_init():
     u = units.parse("c1", None)
-    props = dict(units.start_properties(u, "c1", 1234, {}, 252, True))
+    props = dict(units.start_properties(u, "c1", 1234, {}, 252))
     assert props["Slice"] == ("s", "system.slice") and props["Delegate"] == ("b", True)
     assert props["PIDs"] == ("au", [1234]) and props["DefaultDependencies"] == ("b", False)
     assert all(props[k] == ("b", True) for k in ("MemoryAccounting", "CPUAccounting",
@@ -151,7 +151,7 @@ def test_start_transient_unit_message_is_accepted_by_a_real_bus(session_bus):
     from ocirt.cgroups.systemd import bus
     u = units.parse("c1", None)
     res = {"memory": {"limit": 1 << 20}, "cpu": {"cpus": "0-1"}, "pids": {"limit": 5}}
-    props = units.start_properties(u, "c1", os.getpid(), res, 252, True)
+    props = units.start_properties(u, "c1", os.getpid(), res, 252)
     with bus.Manager(user=True) as m:
         with pytest.raises(bus.BusError) as e:
             m.call("StartTransientUnit", "ssa(sv)a(sa(sv))", u.name, "replace", props, [])
@@ -164,3 +164,31 @@ def test_unreachable_bus_is_a_one_line_error(tmp_path, monkeypatch):
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", f"unix:path={tmp_path}/none")
     with pytest.raises(CgroupError, match="cannot connect to systemd over the user's bus"):
         bus.Manager(user=True)
+
+
+HYBRID_MOUNTINFO = """\
+30 25 0:26 / /sys/fs/cgroup rw - tmpfs tmpfs rw
+31 30 0:27 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
+32 30 0:28 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+"""
+
+
+def test_driver_refuses_a_host_that_is_not_pure_cgroup_v2(monkeypatch):
+    from ocirt.cgroups import detect
+    from ocirt.cgroups.systemd import driver
+    monkeypatch.setattr(detect, "_host", detect.parse_mountinfo(HYBRID_MOUNTINFO))
+    with pytest.raises(CgroupError, match="needs a pure cgroup v2 host .this one is hybrid."):
+        driver.for_container("c1", None)
+
+
+def test_driver_state_names_the_unit_for_every_later_verb(monkeypatch):
+    from ocirt.cgroups import detect, manager
+    from ocirt.cgroups.systemd import driver
+    monkeypatch.setattr(detect, "_host", detect.parse_mountinfo(
+        "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"))
+    m = driver.for_container("c1", "machine.slice:p:c1")
+    assert m.paths == {"": "/sys/fs/cgroup/machine.slice/p-c1.scope"}
+    again = manager.from_state(m.to_state())
+    assert isinstance(again, driver.SystemdManager)
+    assert (again.unit, again.slice, again.user, again.started) == \
+        ("p-c1.scope", "machine.slice", False, False)

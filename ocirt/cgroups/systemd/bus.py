@@ -36,7 +36,7 @@ class BusError(CgroupError):
         self.name = name
 
 
-def _jeepney():
+def load_client():
     return thirdparty.require("jeepney", "python3-jeepney", "the systemd cgroup driver")
 
 
@@ -89,7 +89,7 @@ class Manager:
     """systemd's org.freedesktop.systemd1.Manager over one connection."""
 
     def __init__(self, user: bool = False) -> None:
-        _jeepney()
+        load_client()
         from jeepney.io.blocking import DBusConnection
         address = bus_address(user)
         path = _socket_path(address)

@@ -30,19 +30,18 @@ def for_container(container_id: str, cgroups_path: str | None, *,
                   rootless: bool = False) -> "SystemdManager":
     """No side effects: names the unit and its expected directories."""
     host = detect.host()
-    if rootless and host.mode != V2:
-        raise CgroupError("the systemd cgroup driver for a rootless container needs a pure "
-                          "cgroup v2 host")
+    if host.mode != V2 or host.unified is None:
+        # On v1, systemd rewrites a delegated unit's devices cgroup whenever it re-applies
+        # the unit (devices.allow "a" without DeviceAllow=): the device rules would not hold.
+        raise CgroupError(f"the systemd cgroup driver needs a pure cgroup v2 host (this one "
+                          f"is {host.mode}); run without --systemd-cgroup to use cgroupfs")
     unit = units.parse(container_id, cgroups_path, user=rootless)
-    rel = unit.cgroup.lstrip("/")
-    paths = {c: f"{h.mountpoint}/{rel}" for c, h in host.v1.items()}
-    mounts = {c: h.mountpoint for c, h in host.v1.items()}
-    if host.unified is not None:
-        paths[UNIFIED] = f"{host.unified.mountpoint}/{rel}"
-        mounts[UNIFIED] = host.unified.mountpoint
-    v2c = host.v2_controllers if host.unified is not None else frozenset()
+    from ocirt.cgroups.systemd import bus
+    bus.load_client()           # a missing D-Bus library is reported before anything exists
+    mnt = host.unified.mountpoint
     return SystemdManager(container_id=container_id, cgroups_path=cgroups_path, mode=host.mode,
-                          paths=paths, mounts=mounts, v2_controllers=v2c, rootless=rootless,
+                          paths={UNIFIED: mnt + unit.cgroup}, mounts={UNIFIED: mnt},
+                          v2_controllers=host.v2_controllers, rootless=rootless,
                           unit=unit.name, slice_=unit.slice, user=rootless)
 
 
@@ -94,13 +93,12 @@ class SystemdManager(Manager):
 
     def _start(self, pid: int, resources: dict) -> None:
         from ocirt.cgroups.systemd.bus import BusError
-        v2 = self.mode == V2
         unit = units.Unit(self.unit, self.slice, "")
         with self._bus() as m:
             version = m.version()
             props = units.start_properties(unit, self.container_id,
                                            None if unit.is_slice else pid, resources,
-                                           version, v2)
+                                           version)
             self._start_unit(m, props)
             self.started = True
             iface = "org.freedesktop.systemd1." + ("Slice" if unit.is_slice else "Scope")
@@ -112,13 +110,10 @@ class SystemdManager(Manager):
         self._locate(cgroup)
         created: list[str] = []
         try:
-            # v1 hierarchies systemd does not manage (cpuset, freezer, ...), a slice unit's
-            # cgroup: made here as runc's driver does, and joined below.
+            # A slice unit holds no process of its own: the init joins its cgroup through
+            # cgroupfs, as runc's driver does.
             for d, mnt in self._dirs():
                 self._mkdirs(d, mnt, created)
-            if "cpuset" in self.paths:
-                from ocirt.cgroups.controllers import cpuset
-                cpuset.prepare_v1(self.paths["cpuset"], self.mounts["cpuset"])
             self.created = created
             super().add(pid)
             self._apply(resources, update=False)
@@ -156,19 +151,16 @@ class SystemdManager(Manager):
             pass                        # not loaded, or not failed: nothing to drop
 
     def _locate(self, cgroup: str) -> None:
-        """The unit's cgroup as systemd reports it -> our directories (the user manager's
-        units sit below its own cgroup, which only it knows)."""
+        """The unit's cgroup as systemd reports it -> our directory (the user manager's units
+        sit below its own cgroup, which only it knows)."""
         from ocirt.cgroups.paths import _under_mount
-        host = detect.host()
-        for key in list(self.paths):
-            h = host.unified if key == UNIFIED else host.v1.get(key)
-            if h is not None:
-                self.paths[key] = _under_mount(h.mountpoint, h.root, cgroup)
+        h = detect.host().unified
+        self.paths[UNIFIED] = _under_mount(h.mountpoint, h.root, cgroup)
 
     def update(self, resources: dict) -> None:
         self.validate(resources, update=True)
         with self._bus() as m:
-            props = units.resource_properties(resources, m.version(), self.mode == V2)
+            props = units.resource_properties(resources, m.version())
             if props:
                 from ocirt.cgroups.systemd.bus import BusError
                 try:

@@ -101,7 +101,7 @@ def parse(container_id: str, cgroups_path: str | None, *, user: bool = False) ->
 # --- properties ----------------------------------------------------------------------------
 
 def start_properties(unit: Unit, container_id: str, pid: int | None, resources: dict | None,
-                     version: int, v2: bool) -> list[tuple[str, tuple[str, object]]]:
+                     version: int) -> list[tuple[str, tuple[str, object]]]:
     """StartTransientUnit's properties, as runc sends them."""
     props: list[tuple[str, tuple[str, object]]] = [
         ("Description", ("s", f"ocirt container {container_id}")),
@@ -117,39 +117,35 @@ def start_properties(unit: Unit, container_id: str, pid: int | None, resources: 
     props += [
         ("MemoryAccounting", ("b", True)),
         ("CPUAccounting", ("b", True)),
-        ("IOAccounting" if v2 else "BlockIOAccounting", ("b", True)),
+        ("IOAccounting", ("b", True)),
         ("TasksAccounting", ("b", True)),
         ("DefaultDependencies", ("b", False)),
     ]
-    props += resource_properties(resources or {}, version, v2)
+    props += resource_properties(resources or {}, version)
     return props
 
 
-def resource_properties(res: dict, version: int, v2: bool) -> list[tuple[str, tuple[str, object]]]:
-    """The resources systemd 252 has properties for (runc's genV2ResourcesProperties, and
-    genV1ResourcesProperties' subset on v1). Values were validated by the cgroupfs code."""
+def resource_properties(res: dict, version: int) -> list[tuple[str, tuple[str, object]]]:
+    """The resources systemd (cgroup v2) has properties for, as runc's
+    genV2ResourcesProperties. Values were validated by the cgroupfs code already."""
     from ocirt.cgroups.controllers import blkio, cpu, memory
 
     props: list[tuple[str, tuple[str, object]]] = []
     mem = res.get("memory") or {}
     limit = mem.get("limit") or 0
     if limit:
-        props.append(("MemoryMax" if v2 else "MemoryLimit", ("t", _u64(limit))))
-    if v2 and mem.get("reservation"):
+        props.append(("MemoryMax", ("t", _u64(limit))))
+    if mem.get("reservation"):
         props.append(("MemoryLow", ("t", _u64(mem["reservation"]))))
-    if v2:
-        swap = memory.swap_v2(mem.get("swap") or 0, limit)
-        if swap is not None and swap != 0:
-            props.append(("MemorySwapMax", ("t", _u64(swap))))
+    swap = memory.swap_v2(mem.get("swap") or 0, limit)
+    if swap is not None and swap != 0:
+        props.append(("MemorySwapMax", ("t", _u64(swap))))
 
     c = res.get("cpu") or {}
     if c.get("shares"):
-        if v2:
-            props.append(("CPUWeight", ("t", cpu.shares_to_weight(c["shares"]))))
-        else:
-            props.append(("CPUShares", ("t", c["shares"])))
+        props.append(("CPUWeight", ("t", cpu.shares_to_weight(c["shares"]))))
     props += _cpu_quota(c.get("quota") or 0, c.get("period") or 0, version)
-    if v2 and version >= 244:
+    if version >= 244:
         if c.get("cpus"):
             props.append(("AllowedCPUs", ("ay", list_to_mask(c["cpus"]))))
         if c.get("mems"):
@@ -162,13 +158,8 @@ def resource_properties(res: dict, version: int, v2: bool) -> list[tuple[str, tu
 
     weight = (res.get("blockIO") or {}).get("weight")
     if weight:
-        if v2:
-            props.append(("IOWeight", ("t", blkio.weight_to_io(weight))))
-        else:
-            props.append(("BlockIOWeight", ("t", weight)))
-
-    if v2:
-        props += _unified(res.get("unified") or {}, version)
+        props.append(("IOWeight", ("t", blkio.weight_to_io(weight))))
+    props += _unified(res.get("unified") or {}, version)
     return props
 
 
