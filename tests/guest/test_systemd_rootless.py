@@ -134,3 +134,19 @@ def test_rootless_delete_stops_the_users_unit(user_bundle):
     show = as_user("systemctl", "--user", "show", f"ocirt-{cid}.scope", "-pActiveState").stdout
     assert "ActiveState=inactive" in show
     assert not os.path.exists(d)
+
+
+def test_from_inside_a_user_namespace_the_bus_still_knows_the_user(user_bundle):
+    """As rootless podman runs its runtime: uid 0 of a user namespace, which is not the uid
+    the bus sees on the socket (authentication goes by the socket's credentials)."""
+    bundle, cfg, state = user_bundle
+    cid = unique_id()
+    cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 0, "size": 1}]
+    cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 0, "size": 1}]
+    write(bundle, cfg)
+    p = as_user("unshare", "--user", "--map-root-user", OCIRT, "--root", str(state),
+                "--systemd-cgroup", "run", "-d", "--bundle", str(bundle), cid)
+    assert p.returncode == 0, p.stderr
+    pid = json.loads(as_user("unshare", "--user", "--map-root-user", OCIRT, "--root",
+                             str(state), "state", cid).stdout)["pid"]
+    assert own_cgroup(pid) == f"{manager_cgroup()}/user.slice/ocirt-{cid}.scope"
