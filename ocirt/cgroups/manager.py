@@ -37,13 +37,15 @@ SIGKILL = 9
 
 
 def for_container(container_id: str, cgroups_path: str | None, *, systemd: bool = False,
-                  rootless: bool = False) -> "Manager":
-    """No side effects: works out the directories, creates nothing."""
+                  rootless: bool = False, annotations: dict | None = None) -> "Manager":
+    """No side effects: works out the directories, creates nothing. `annotations`: config.json's,
+    for the systemd driver's extra unit properties."""
     if systemd:
         if not detect.systemd_running():
             raise CgroupError("systemd cgroup manager requested but systemd is not running")
         from ocirt.cgroups.systemd import driver
-        return driver.for_container(container_id, cgroups_path, rootless=rootless)
+        return driver.for_container(container_id, cgroups_path, rootless=rootless,
+                                    annotations=annotations)
     return Manager.for_host(detect.host(), container_id, cgroups_path, rootless=rootless)
 
 

@@ -273,3 +273,21 @@ def test_same_unit_properties_as_runc(sd, runc_sd, bundle, template, tmp_path, c
     runc_sd.ok("run", "-d", "--bundle", str(rb), rid)
     theirs = show(f"runc-cmp-{rid}.scope", *props)
     assert ours == theirs
+
+
+def test_systemd_property_annotations_become_unit_properties(sd, bundle, cid):
+    bundle.config["annotations"] = {"org.systemd.property.TimeoutStopSec": "uint64 17",
+                                    "org.systemd.property.CollectMode": "'inactive-or-failed'"}
+    start_sleeper(sd, bundle, cid)
+    p = show(f"ocirt-{cid}.scope", "TimeoutStopUSec", "CollectMode")
+    assert p == {"TimeoutStopUSec": "17s", "CollectMode": "inactive-or-failed"}
+
+
+def test_unknown_systemd_property_is_a_clear_error_and_leaves_nothing(sd, bundle, cid):
+    bundle.config["annotations"] = {"org.systemd.property.NoSuchProperty": "true"}
+    bundle.args("sleep", "1000")
+    p = sd("run", "-d", "--bundle", str(bundle.path), cid)
+    err = p.stderr.decode().strip()
+    assert p.returncode == 1 and f"ocirt-{cid}.scope" in err and "NoSuchProperty" in err, err
+    assert "\n" not in err and cid not in sd.ids()
+    assert show(f"ocirt-{cid}.scope", "ActiveState")["ActiveState"] == "inactive"

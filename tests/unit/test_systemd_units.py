@@ -192,3 +192,37 @@ def test_driver_state_names_the_unit_for_every_later_verb(monkeypatch):
     assert isinstance(again, driver.SystemdManager)
     assert (again.unit, again.slice, again.user, again.started) == \
         ("p-c1.scope", "machine.slice", False, False)
+
+
+@pytest.mark.parametrize("text,parsed", [
+    ("true", ("b", True)), ("uint64 5", ("t", 5)), ("7", ("i", 7)), ("1.5", ("d", 1.5)),
+    ("'inactive-or-failed'", ("s", "inactive-or-failed")), ('"a\\"b"', ("s", 'a"b')),
+    ("[uint32 1, 2]", ("au", [1, 2])), ("['a', 'b']", ("as", ["a", "b"])),
+])
+def test_annotation_values_parse_as_gvariant_text(text, parsed):
+    from ocirt.cgroups.systemd import annotations
+    assert annotations.parse(text) == parsed
+
+
+def test_annotation_sec_properties_become_usec():
+    from ocirt.cgroups.systemd import annotations
+    props = annotations.properties({"org.systemd.property.TimeoutStopSec": "uint64 30",
+                                    "org.systemd.property.RuntimeMaxSec": "1.5",
+                                    "org.systemd.property.CollectMode": "'inactive-or-failed'",
+                                    "other": "x"})
+    assert props == [("CollectMode", ("s", "inactive-or-failed")),
+                     ("RuntimeMaxUSec", ("t", 1_500_000)),
+                     ("TimeoutStopUSec", ("t", 30_000_000))]
+
+
+@pytest.mark.parametrize("key,value,why", [
+    ("org.systemd.property.bad_name", "1", "not a systemd property name"),
+    ("org.systemd.property.CollectMode", "'unterminated", "cannot parse"),
+    ("org.systemd.property.TimeoutStopSec", "'ten'", "needs a number of seconds"),
+    ("org.systemd.property.X", "uint32 -1", "cannot be negative"),
+])
+def test_bad_annotations_are_config_errors_naming_the_annotation(key, value, why):
+    from ocirt.cgroups.systemd import annotations
+    with pytest.raises(ConfigError, match=why) as e:
+        annotations.properties({key: value})
+    assert e.value.path == f"annotations[{key!r}]"

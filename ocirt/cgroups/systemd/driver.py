@@ -26,8 +26,8 @@ _UNIT_EXISTS = "org.freedesktop.systemd1.UnitExists"
 _NO_SUCH_UNIT = "org.freedesktop.systemd1.NoSuchUnit"
 
 
-def for_container(container_id: str, cgroups_path: str | None, *,
-                  rootless: bool = False) -> "SystemdManager":
+def for_container(container_id: str, cgroups_path: str | None, *, rootless: bool = False,
+                  annotations: dict | None = None) -> "SystemdManager":
     """No side effects: names the unit and its expected directories."""
     host = detect.host()
     if host.mode != V2 or host.unified is None:
@@ -36,13 +36,17 @@ def for_container(container_id: str, cgroups_path: str | None, *,
         raise CgroupError(f"the systemd cgroup driver needs a pure cgroup v2 host (this one "
                           f"is {host.mode}); run without --systemd-cgroup to use cgroupfs")
     unit = units.parse(container_id, cgroups_path, user=rootless)
+    from ocirt.cgroups.systemd import annotations as extra
+    extra_props = extra.properties(annotations)
     from ocirt.cgroups.systemd import bus
     bus.load_client()           # a missing D-Bus library is reported before anything exists
     mnt = host.unified.mountpoint
-    return SystemdManager(container_id=container_id, cgroups_path=cgroups_path, mode=host.mode,
-                          paths={UNIFIED: mnt + unit.cgroup}, mounts={UNIFIED: mnt},
-                          v2_controllers=host.v2_controllers, rootless=rootless,
-                          unit=unit.name, slice_=unit.slice, user=rootless)
+    m = SystemdManager(container_id=container_id, cgroups_path=cgroups_path, mode=host.mode,
+                       paths={UNIFIED: mnt + unit.cgroup}, mounts={UNIFIED: mnt},
+                       v2_controllers=host.v2_controllers, rootless=rootless,
+                       unit=unit.name, slice_=unit.slice, user=rootless)
+    m.extra_properties = extra_props
+    return m
 
 
 def from_state(d: dict) -> "SystemdManager":
@@ -65,6 +69,7 @@ class SystemdManager(Manager):
         # its cgroup) belongs to someone else, and destroy must leave it alone.
         self.started = started
         self._pending: dict | None = None   # resources to apply once the unit exists
+        self.extra_properties: list = []    # from org.systemd.property.* annotations
 
     def to_state(self) -> dict:
         d = super().to_state()
@@ -99,7 +104,7 @@ class SystemdManager(Manager):
             props = units.start_properties(unit, self.container_id,
                                            None if unit.is_slice else pid, resources,
                                            version)
-            self._start_unit(m, props)
+            self._start_unit(m, props + self.extra_properties)
             self.started = True
             iface = "org.freedesktop.systemd1." + ("Slice" if unit.is_slice else "Scope")
             try:
