@@ -26,7 +26,7 @@ def libseccomp_version() -> str | None:
 def document() -> dict:
     from ocirt.features_data import MOUNT_OPTIONS, features_linux
     linux = features_linux()
-    linux["cgroup"] = {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
+    linux["cgroup"] = {"v1": True, "v2": True, "systemd": True, "systemdUser": True,
                        "rdma": True}
     linux["intelRdt"] = {"enabled": False}
     from ocirt.process.mempolicy import FLAGS, MODES

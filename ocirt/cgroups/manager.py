@@ -37,19 +37,24 @@ SIGKILL = 9
 
 
 def for_container(container_id: str, cgroups_path: str | None, *, systemd: bool = False,
-                  rootless: bool = False) -> "Manager":
-    """No side effects: works out the directories, creates nothing."""
+                  rootless: bool = False, annotations: dict | None = None) -> "Manager":
+    """No side effects: works out the directories, creates nothing. `annotations`: config.json's,
+    for the systemd driver's extra unit properties."""
     if systemd:
         if not detect.systemd_running():
             raise CgroupError("systemd cgroup manager requested but systemd is not running")
-        raise CgroupError("the systemd cgroup manager is not supported by ocirt yet; run "
-                          "without --systemd-cgroup to use cgroupfs")
+        from ocirt.cgroups.systemd import driver
+        return driver.for_container(container_id, cgroups_path, rootless=rootless,
+                                    annotations=annotations)
     return Manager.for_host(detect.host(), container_id, cgroups_path, rootless=rootless)
 
 
 def from_state(d: dict) -> "Manager":
     if d.get("version") != STATE_VERSION:
         raise CgroupError(f"unknown cgroup state version {d.get('version')!r}")
+    if d.get("driver") == "systemd":
+        from ocirt.cgroups.systemd import driver
+        return driver.from_state(d)
     return Manager(container_id=d["id"], cgroups_path=d.get("cgroups_path"), mode=d["mode"],
                    paths=dict(d["paths"]), mounts=dict(d["mounts"]),
                    v2_controllers=frozenset(d.get("v2_controllers", ())),

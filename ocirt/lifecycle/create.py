@@ -203,7 +203,8 @@ def _check(store: Store, cid: str, opts: Options) -> _Checked:
     if not opts.cgroups_disabled:
         from ocirt.cgroups import manager
         cgroup = manager.for_container(cid, linux.get("cgroupsPath"),
-                                       systemd=opts.systemd_cgroup, rootless=opts.rootless)
+                                       systemd=opts.systemd_cgroup, rootless=opts.rootless,
+                                       annotations=config.get("annotations"))
         cgroup.validate(resources)
     return _Checked(bundle, config, rootfs_path, plan, prep, new_ns, join, cgroup, resources,
                     notify)

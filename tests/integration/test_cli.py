@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
+from ocirt_testlib import cgroup_dirs_named
+
 
 def test_version_names_ocirt_and_the_spec(ocirt):
     out = ocirt.ok("--version").stdout.decode()
@@ -52,10 +56,16 @@ def test_rootless_spec_has_a_user_namespace(ocirt, tmp_path):
     assert cfg["linux"]["uidMappings"]
 
 
-def test_systemd_cgroup_without_systemd_is_a_clear_error(ocirt, bundle, cid):
-    p = ocirt("create", "--bundle", str(bundle.path), cid, global_args=("--systemd-cgroup",))
-    assert p.returncode == 1 and b"systemd" in p.stderr
+@pytest.mark.skipif(os.path.isdir("/run/systemd/system"), reason="systemd runs here")
+@pytest.mark.parametrize("flag", ["--systemd-cgroup", "--cgroup-manager=systemd"])
+def test_systemd_cgroup_without_systemd_is_a_clear_error(ocirt, bundle, cid, flag):
+    bundle.config["linux"]["cgroupsPath"] = f"system.slice:ocirt:{cid}"
+    bundle.write()
+    p = ocirt("create", "--bundle", str(bundle.path), cid, global_args=(flag,))
+    err = p.stderr.decode().strip()
+    assert p.returncode == 1 and "systemd is not running" in err and "\n" not in err, err
     assert ocirt.ids() == []
+    assert cgroup_dirs_named(cid) == []
 
 
 # --- --debug ---------------------------------------------------------------------------
