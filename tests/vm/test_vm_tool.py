@@ -18,9 +18,9 @@ import lane
 REAL_VM = lane.HACK_VM
 
 
-def vm(*args: str, tool: Path = REAL_VM, cache: Path | None = None,
+def vm(*args: str, tool: Path = REAL_VM, cache: Path | None = None, env: dict | None = None,
        **kw) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
+    env = dict(env or os.environ)
     if cache is not None:
         env["OCIRT_VM_CACHE"] = str(cache)
     return subprocess.run([str(tool), *args], capture_output=True, text=True, env=env,
@@ -178,3 +178,42 @@ def test_a_guest_test_is_found_in_junit_xml_by_its_node_id(tmp_path):
                      "TestGroup::test_param[e::f]": "passed"}
     assert "one is not two" in by_id["tests/sub/test_sample.py::test_fails"].message
     assert "not today" in by_id["tests/sub/test_sample.py::test_skips"].message
+
+
+def test_a_guest_that_does_not_finish_in_time_is_stopped_and_reported(tmp_path):
+    """Starts qemu for three seconds (no guest boots that fast under TCG): status 124, a message
+    saying where the guest was, and neither qemu nor the job directory left behind."""
+    reason = lane.disabled_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    image = Path(vm("image", "--print-dir").stdout.strip())
+    if not all((image / f).exists() for f in ("disk.raw", "vmlinuz", "initrd")):
+        pytest.skip("the guest image is not built yet (hack/vm image)")
+    p = vm("run", "--timeout", "3", "--", "true", env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert p.returncode == 124, p.stderr
+    assert p.stderr.startswith("hack/vm: the guest did not finish within 3 s (before the job "
+                               "started)\n")
+    assert list(tmp_path.iterdir()) == []
+    qemus = [c for c in Path("/proc").glob("[0-9]*/cmdline")
+             if str(tmp_path).encode() in _read(c)]
+    assert qemus == []
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:  # the process ended meanwhile
+        return b""
+
+
+def test_a_new_image_replaces_all_but_the_last_used_other_one(tool, tmp_path):
+    fake_build(tool, 'touch "$1/disk.raw" "$1/vmlinuz" "$1/initrd"\n')
+    cache = tmp_path / "cache"
+    packages = tool.parent / "vm.d" / "image" / "packages"
+    built = []
+    for extra in ("a", "b", "c"):
+        packages.write_text(packages.read_text() + extra + "\n")
+        p = vm("image", tool=tool, cache=cache)
+        assert p.returncode == 0, p.stderr
+        built.append(p.stdout.strip())
+    assert sorted(str(d) for d in cache.iterdir() if d.is_dir()) == sorted(built[1:])
