@@ -100,12 +100,12 @@ class GuestRun:
         return "\n".join(self.output.splitlines()[-n:])
 
 
-def run_selection_in_guest(work: Path) -> GuestRun:
-    """The whole guest selection in one guest (one boot), with a JUnit XML report."""
+def run_in_guest(work: Path, tests: list[str]) -> GuestRun:
+    """Tests (paths or node ids) in one guest (one boot), with a JUnit XML report."""
     junit = work / "guest-junit.xml"
     timeout = os.environ.get("OCIRT_VM_TIMEOUT", str(DEFAULT_TIMEOUT))
     p = subprocess.run([str(HACK_VM), "pytest", "--checkout", str(REPO), "--timeout", timeout,
-                        "--junitxml", str(junit), "--", *GUEST_SELECTION],
+                        "--junitxml", str(junit), "--", *tests],
                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, text=True, errors="replace")
     (work / "guest-output.txt").write_text(p.stdout)

@@ -26,6 +26,17 @@ def pytest_generate_tests(metafunc):
     metafunc.parametrize("guest_test", _collected or [None], ids=_collected or ["none"])
 
 
+@pytest.fixture(scope="session")
+def guest_run(request, tmp_path_factory) -> lane.GuestRun:
+    """One guest boot for the session: the whole guest selection, or only the guest tests
+    whose host tests were selected (-k, node ids)."""
+    wanted = [item.callspec.params["guest_test"] for item in request.session.items
+              if item.originalname == "test_in_the_guest"
+              and item.callspec.params["guest_test"] is not None]
+    tests = wanted if wanted and set(wanted) < set(_collected) else lane.GUEST_SELECTION
+    return lane.run_in_guest(tmp_path_factory.mktemp("vm"), tests)
+
+
 def test_in_the_guest(guest_test, guest_run):
     if guest_test is None:
         pytest.fail(f"the guest selection collected nothing here:\n{_collect_output}",
@@ -63,5 +74,5 @@ def test_every_guest_test_is_reported_here(request):
     if guest_run.results is None:
         pytest.skip("the guest run gave no report (see test_in_the_guest)")
     here = {lane.junit_key(node_id) for node_id in _collected}
-    unreported = sorted(".".join(k) for k in guest_run.results if k not in here)
+    unreported = sorted("::".join(k) for k in guest_run.results if k not in here)
     assert not unreported, f"run in the guest but not collected here: {unreported}"
