@@ -92,7 +92,8 @@ def cg_dir(m: Manager, controller: str) -> str:
 def on_v2(controller: str) -> bool:
     """Whether this host's `controller` is served by its cgroup2 hierarchy (all of them on a
     pure v2 host; hugetlb alone on the hybrid test machine)."""
-    return detect.host().route(controller) == 2
+    # (blkio is v1's name of what cgroup v2 calls io)
+    return detect.host().route("io" if controller == "blkio" else controller) == 2
 
 
 def all_dirs(m: Manager) -> list[str]:

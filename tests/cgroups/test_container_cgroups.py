@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ocirt_testlib import (cgroup_dirs, cgroup_mounts, pure_cgroup_v2,
+from ocirt_testlib import (block_device, cgroup_dirs, cgroup_mounts, pure_cgroup_v2,
                            read_cgroup_file as read)
 
 V1_MOUNTS, _ = cgroup_mounts()
@@ -73,18 +73,36 @@ def test_device_access_in_cgroupfs_keeps_only_rwm(ocirt, bundle, cid):
         {"allow": False, "access": "rwm"},
         {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "wazr"}]
     if pure_cgroup_v2():
-        # No list to read back from an eBPF filter: what it lets through is the rule. /dev/kmsg
-        # opens for writing, and a node made in the container (runc's defaults allow mknod of
-        # any char device) of a device no rule grants (/dev/mem) cannot be read.
+        # No list to read back from an eBPF filter: what it lets through is the rule.
+        # /dev/kmsg opens for writing; a node of a disk made in the container's /dev (runc's
+        # defaults allow mknod of any device; CAP_MKNOD is added) cannot be read.
+        dev = block_device()
+        if dev is None:
+            pytest.skip("no block device in /proc/partitions")
+        caps = bundle.config["process"]["capabilities"]
+        for kind in ("bounding", "effective", "permitted"):
+            caps[kind].append("CAP_MKNOD")
         bundle.config["linux"]["devices"] = [{"path": "/dev/kmsg", "type": "c", "major": 1,
                                               "minor": 11}]
-        bundle.sh("exec 3>/dev/kmsg && echo kmsg ok; mknod /tmp/mem c 1 1 && "
-                  "{ head -c1 /tmp/mem >/dev/null 2>&1 && echo mem ok || echo mem denied; }")
+        bundle.sh(f"(exec 3>/dev/kmsg) && echo kmsg ok; mknod /dev/d b {dev[0]} {dev[1]} && "
+                  "{ head -c1 /dev/d >/dev/null 2>&1 && echo disk ok || echo disk denied; }")
         p = ocirt("run", "--bundle", str(bundle.path), cid)
-        assert p.stdout.decode().splitlines() == ["kmsg ok", "mem denied"], p.stderr
+        assert p.stdout.decode().splitlines() == ["kmsg ok", "disk denied"], p.stderr
         return
     d = running(ocirt, bundle, cid, "sleep 100")["devices"]
     assert "c 1:11 rw" in read(d, "devices.list").splitlines()
+
+
+def test_default_device_rules_are_runcs(ocirt, runc, bundle, cid):
+    if pure_cgroup_v2():
+        pytest.skip("no devices.list on cgroup v2: tests/guest/test_v2_devices.py compares "
+                    "what the filters let through")
+    need_v1("devices")
+    theirs = running(runc, bundle, cid + "-runc", "sleep 100")["devices"]
+    ours = running(ocirt, bundle, cid, "sleep 100")["devices"]
+    listed = sorted(read(ours, "devices.list").splitlines())
+    assert listed == sorted(read(theirs, "devices.list").splitlines())
+    assert "c 10:200 rwm" in listed       # /dev/net/tun, as runc 1.1.5
 
 
 # --- exec --cgroup ------------------------------------------------------------------------

@@ -62,7 +62,9 @@ def test_blkio_throttle_files(make):
     else:
         assert read(d, "blkio.throttle.read_bps_device") == ""
     with pytest.raises(ConfigError) as e:
-        m.update({"blockIO": {"throttleReadBpsDevice": [{"major": 1, "minor": 3, "rate": 5}]}})
+        # 4095:0 is no block device (1:3 would be /dev/ram3 once brd is loaded)
+        m.update({"blockIO": {"throttleReadBpsDevice": [{"major": 4095, "minor": 0,
+                                                          "rate": 5}]}})
     assert e.value.path == "linux.resources.blockIO.throttleReadBpsDevice[0]"
     with pytest.raises(ConfigError) as e:
         m.update({"blockIO": {"leafWeight": 100}})    # CFQ only; gone from this kernel
@@ -73,9 +75,9 @@ def test_blkio_weight_file(make):
     m = make()
     if on_v2("blkio"):
         # io.bfq.weight as given while BFQ schedules a disk, else io.weight (iocost) on
-        # its 1..10000 scale: runc's conversion of 300 is 2929.
+        # its 1..10000 scale: runc's conversion of 300 is 2930.
         bfq = not missing_files("io", "io.bfq.weight")
-        name, want = ("io.bfq.weight", "300") if bfq else ("io.weight", "2929")
+        name, want = ("io.bfq.weight", "300") if bfq else ("io.weight", "2930")
         need_files("io", name)
         m.create({"blockIO": {"weight": 300}})
         assert read(cg_dir(m, "blkio"), name).splitlines()[0] == f"default {want}"
