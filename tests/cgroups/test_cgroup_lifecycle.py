@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 
 import pytest
 
@@ -159,3 +160,33 @@ def test_rootless_without_permission_goes_without(make):
     m = make(rootless=True)
     m.create(None)
     assert manager.from_state(m.to_state()).rootless is True
+
+
+def test_add_joins_the_init_cgroup_where_domain_controllers_leave_no_room(make, spawn):
+    # cgroup v2: once the container's cgroup enables a domain controller for its children
+    # (after moving its init into one), it may hold no process itself: exec joins the init's.
+    from cghelpers import v2_host
+    m = make("/{prefix}-nip/{id}", host=v2_host())
+    domain = next((c for c in ("memory", "pids", "hugetlb") if c in m.v2_controllers), None)
+    if domain is None:
+        pytest.skip("no domain controller on this host's cgroup2 hierarchy")
+    m.create(None)
+    d = m.paths[""]
+    init = spawn(m, ["sleep", "100"])
+    wait_for(lambda: m.pids() == [init.pid], what="the init in its cgroup")
+    sub = os.path.join(d, "init")
+    os.mkdir(sub)
+    with open(os.path.join(sub, "cgroup.procs"), "w") as f:
+        f.write(str(init.pid))
+    with open(os.path.join(d, "cgroup.subtree_control"), "w") as f:
+        f.write("+" + domain)
+    with pytest.raises(subprocess.SubprocessError):      # without init_pid: refused
+        subprocess.Popen(["sleep", "101"], preexec_fn=lambda: m.add(os.getpid()))
+    q = subprocess.Popen(["sleep", "102"], preexec_fn=lambda: m.add(os.getpid(),
+                                                                     init_pid=init.pid))
+    try:
+        wait_for(lambda: q.pid in [int(x) for x in read(sub, "cgroup.procs").split()],
+                 what="the process in the init's cgroup")
+    finally:
+        q.kill()
+        q.wait()
