@@ -182,6 +182,19 @@ def cgroup_dirs(pid: int) -> dict[str, str]:
     return out
 
 
+def cgroup_dir(pid: int, controller: str) -> str:
+    """The process's cgroup directory that holds `controller`'s files: its v1 hierarchy's,
+    else the cgroup2 one (every controller on a pure v2 host)."""
+    dirs = cgroup_dirs(pid)
+    return dirs.get(controller) or dirs[""]
+
+
+def pure_cgroup_v2() -> bool:
+    """A host with only the cgroup2 hierarchy (no v1 controller mounted)."""
+    v1, unified = cgroup_mounts()
+    return unified is not None and not v1
+
+
 def read_cgroup_file(d: str, name: str) -> str:
     return Path(d, name).read_text().strip()
 

@@ -257,15 +257,21 @@ class Manager:
             except OSError:
                 pass
 
-    def add(self, pid: int, paths: dict[str, str] | None = None) -> None:
+    def add(self, pid: int, paths: dict[str, str] | None = None, *,
+            init_pid: int = 0) -> None:
         """Move `pid` into the container's cgroups, or into `paths` (sub-cgroups of them, as
-        paths.sub_paths makes for exec --cgroup)."""
+        paths.sub_paths makes for exec --cgroup). `init_pid`: the container's init, whose
+        cgroup v2 directory is joined instead when the container's own refuses (see below)."""
         dirs = dict.fromkeys((paths or self.paths).values())   # co-mounted hierarchies once
         for d in dirs:
             try:
                 fs.write(d, "cgroup.procs", pid)
             except CgroupError as e:
                 if self.rootless and getattr(e, "errno", None) in _NO_PERMISSION:
+                    continue
+                if (getattr(e, "errno", None) == errno.EBUSY and init_pid
+                        and d == self.paths.get(UNIFIED)
+                        and self._join_init_cgroup(pid, init_pid)):
                     continue
                 # runc's words, which scripts match (its exec.bats): "adding pid N to
                 # cgroups: ... DIR/cgroup.procs: no such file or directory".
@@ -274,6 +280,30 @@ class Manager:
                                   f"{d}/cgroup.procs: {why}") from None
         from ocirt.cgroups import warmup      # imported by the verbs that place processes
         warmup.stop()
+
+    def _join_init_cgroup(self, pid: int, init_pid: int) -> bool:
+        """cgroup v2 refuses processes in a cgroup that has domain controllers enabled for
+        its children ("no internal processes"): a container that moved its init into a
+        sub-cgroup of its own and enabled controllers there (systemd as the init does) has
+        no room left at the top. Join the init's cgroup then, as runc does."""
+        try:
+            with open(f"/proc/{init_pid}/cgroup") as f:
+                own = detect.own_cgroups(f.read()).get(UNIFIED)
+        except OSError:
+            return False
+        if own is None:
+            return False
+        d = self.mounts[UNIFIED].rstrip("/") + own
+        top = self.paths[UNIFIED]
+        if not d.startswith(top.rstrip("/") + "/"):
+            return False        # not below the container's cgroup: nothing of ours
+        logger.debug("cgroup: %s refuses pid %d (domain controllers on); joining the init's "
+                     "cgroup %s", top, pid, d)
+        try:
+            fs.write(d, "cgroup.procs", pid)
+        except CgroupError:
+            return False
+        return True
 
     def update(self, resources: dict) -> None:
         self.validate(resources, update=True)

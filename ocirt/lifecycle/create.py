@@ -18,7 +18,8 @@ from ocirt.state import machine
 from ocirt.state.store import FIFO_NAME, Store, validate_id
 
 # runc's default device rules (specconv.AllowedDevices): every container may mknod, and use the
-# standard character devices and ptys, whatever its config says.
+# standard character devices, ptys and tun/tap (/dev/net/tun), whatever its config says. Not
+# /dev/console (5:1), a host device: a container's console is a pty (136:*).
 DEFAULT_DEVICE_RULES = [
     {"allow": True, "type": "c", "access": "m"},
     {"allow": True, "type": "b", "access": "m"},
@@ -28,9 +29,9 @@ DEFAULT_DEVICE_RULES = [
     {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
     {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
     {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 5, "minor": 1, "access": "rwm"},
     {"allow": True, "type": "c", "major": 136, "access": "rwm"},
     {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
 ]
 
 

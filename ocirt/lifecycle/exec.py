@@ -163,7 +163,8 @@ def _spawn(c: Container, launch: setns.ExecLaunch, opts: ExecOptions,
         _initial_affinity(pid1, launch.security)
         cg = c.cgroup()
         if cg is not None:
-            cg.add(pid1, cg_paths)
+            # Without --cgroup the init's cgroup is the fallback (runc's, for cgroup v2).
+            cg.add(pid1, cg_paths, init_pid=0 if cg_paths else c.pid)
         testpoint.reached("exec:joined")     # in the cgroup, not yet told to go on
         _affinity_after_cgroup_move(pid1, launch.security, cg, cg_paths)
         parent.send("cgroup")

@@ -23,8 +23,8 @@ def need_root() -> None:
         pytest.skip("needs root")
 
 
-def need_files(controller: str, *names: str) -> None:
-    """Skip unless a cgroup of this host's `controller` hierarchy has these files: kernel
+def missing_files(controller: str, *names: str) -> list[str]:
+    """Which of these files a cgroup of this host's `controller` hierarchy lacks: kernel
     options (RT group scheduling, swap accounting), versions and block schedulers decide
     which exist. Looked up in an empty probe cgroup, as the root lacks some (pids.max)."""
     h = detect.host()
@@ -37,9 +37,14 @@ def need_files(controller: str, *names: str) -> None:
     probe = os.path.join(mnt, f"{PREFIX}-probe")
     os.makedirs(probe, exist_ok=True)
     try:
-        missing = [n for n in names if not os.path.exists(os.path.join(probe, n))]
+        return [n for n in names if not os.path.exists(os.path.join(probe, n))]
     finally:
         os.rmdir(probe)
+
+
+def need_files(controller: str, *names: str) -> None:
+    """Skip unless a cgroup of this host's `controller` hierarchy has these files."""
+    missing = missing_files(controller, *names)
     if missing:
         pytest.skip(f"this kernel's {controller} cgroup has no {', '.join(missing)}")
 
@@ -73,6 +78,22 @@ def wait_for(cond, timeout: float = 20.0, what: str = "condition") -> None:
         time.sleep(0.02)
 
 
+
+
+def cg_dir(m: Manager, controller: str) -> str:
+    """The directory that holds `controller`'s files for manager `m`: its v1 hierarchy's, or
+    the cgroup2 directory (a pure v2 host, or a hybrid one whose cgroup2 has it)."""
+    r = m.route(controller)
+    if r is None:
+        pytest.skip(f"no {controller} cgroup controller on this host")
+    return r[1]
+
+
+def on_v2(controller: str) -> bool:
+    """Whether this host's `controller` is served by its cgroup2 hierarchy (all of them on a
+    pure v2 host; hugetlb alone on the hybrid test machine)."""
+    # (blkio is v1's name of what cgroup v2 calls io)
+    return detect.host().route("io" if controller == "blkio" else controller) == 2
 
 
 def all_dirs(m: Manager) -> list[str]:

@@ -10,10 +10,13 @@ import pytest
 from ocirt.cgroups.controllers import blkio, cpu
 from ocirt.errors import ConfigError
 
-from cghelpers import need_files, read, wait_for
+from cghelpers import cg_dir, need_files, on_v2, read, wait_for
 
 
 def test_cpu_files_create_update(make):
+    if on_v2("cpu"):
+        _cpu_files_create_update_v2(make())
+        return
     need_files("cpu", "cpu.cfs_burst_us", "cpu.idle", "cpu.rt_period_us")
     m = make()
     m.create({"cpu": {"shares": 512, "quota": 50000, "period": 100000, "burst": 10000,
@@ -33,6 +36,22 @@ def test_cpu_files_create_update(make):
     assert read(d, "cpu.shares") == "1024" and read(d, "cpu.idle") == "0"
 
 
+def _cpu_files_create_update_v2(m) -> None:
+    need_files("cpu", "cpu.max.burst", "cpu.idle")
+    m.create({"cpu": {"shares": 512, "quota": 50000, "period": 100000, "burst": 10000,
+                      "idle": 0}})
+    d = cg_dir(m, "cpu")
+    assert read(d, "cpu.weight") == "20"         # runc's shares -> weight conversion
+    assert read(d, "cpu.max") == "50000 100000"
+    assert read(d, "cpu.max.burst") == "10000"
+    assert read(d, "cpu.idle") == "0"
+    m.update({"cpu": {"quota": -1, "period": 20000, "shares": 1024, "idle": 1}})
+    assert read(d, "cpu.max") == "max 20000"
+    assert read(d, "cpu.idle") == "1"
+    m.update({"cpu": {"idle": 0, "shares": 1024}})
+    assert read(d, "cpu.weight") == "39" and read(d, "cpu.idle") == "0"
+
+
 def test_cpu_shares_clamped_by_kernel_is_an_error(make):
     m = make()
     m.create(None)
@@ -42,8 +61,17 @@ def test_cpu_shares_clamped_by_kernel_is_an_error(make):
 
 
 def test_realtime_runtime_without_parent_budget_rolls_back(make):
-    need_files("cpu", "cpu.rt_runtime_us")
     m = make("/{prefix}-rt/{id}")
+    if on_v2("cpu"):
+        # cgroup v2 has no realtime budget at all: refused before anything is made
+        with pytest.raises(ConfigError) as e:
+            m.create({"cpu": {"realtimeRuntime": 1000, "realtimePeriod": 1000000}})
+        assert e.value.path in ("linux.resources.cpu.realtimeRuntime",
+                                "linux.resources.cpu.realtimePeriod")
+        assert "not supported on cgroup v2" in str(e.value)
+        assert not any(os.path.exists(d) for d in m.paths.values())
+        return
+    need_files("cpu", "cpu.rt_runtime_us")
     with pytest.raises(ConfigError) as e:
         m.create({"cpu": {"realtimeRuntime": 1000, "realtimePeriod": 1000000}})
     assert e.value.path == "linux.resources.cpu.realtimeRuntime"
@@ -76,11 +104,16 @@ def test_conversions():
 def test_cpuset_files_and_copied_parents(make, spawn):
     m = make("/{prefix}-cs/{id}")
     m.create({"cpu": {"cpus": "0", "mems": "0"}})
-    d = m.paths["cpuset"]
+    d = cg_dir(m, "cpuset")
     assert read(d, "cpuset.cpus") == "0" and read(d, "cpuset.mems") == "0"
     parent = os.path.dirname(d)
-    assert read(parent, "cpuset.cpus") and read(parent, "cpuset.mems"), \
-        "created parents must get cpus/mems from their parent"
+    if on_v2("cpuset"):
+        # cgroup v2 parents keep cpuset.cpus empty and inherit the effective sets
+        assert read(parent, "cpuset.cpus.effective") and read(parent, "cpuset.mems.effective")
+        assert read(d, "cpuset.cpus.effective") == "0"
+    else:
+        assert read(parent, "cpuset.cpus") and read(parent, "cpuset.mems"), \
+            "created parents must get cpus/mems from their parent"
     m.update({"cpu": {"cpus": "0-1"}})
     assert read(d, "cpuset.cpus") == "0-1"
     m.update({"cpu": {"cpus": "1"}})
@@ -95,4 +128,5 @@ def test_cpuset_pitfall_no_resources_still_joins(make, spawn):
     m.create(None)
     p = spawn(m, ["sleep", "100"])          # ENOSPC here if cpus/mems were left empty
     wait_for(lambda: m.pids() == [p.pid], what="pid")
-    assert read(m.paths["cpuset"], "cpuset.cpus")
+    d = cg_dir(m, "cpuset")
+    assert read(d, "cpuset.cpus.effective" if on_v2("cpuset") else "cpuset.cpus")

@@ -31,11 +31,19 @@ def test_modes_from_mountinfo():
     assert v1.mode == V1 and v1.unified is None and v1.v1["memory"].root == "/docker/abc"
 
 
-def test_this_host_is_hybrid_with_hugetlb_on_v2():
+def test_this_host_routes_each_controller_to_its_hierarchy():
     h = detect.host()
     assert detect.host() is h          # cached
+    if h.mode == V2:
+        # pure v2: every controller the unified root offers is served there, none by v1
+        assert not h.v1 or all(c.startswith("name=") for c in h.v1)
+        assert {"cpu", "memory", "pids"} <= h.v2_controllers
+        assert all(h.route(c) == 2 for c in h.v2_controllers)
+        assert h.route("net_cls") is None and h.route("freezer") is None
+        return
     if h.mode != HYBRID:
-        pytest.skip("the tests below assume the hybrid layout of the CI machines")
+        pytest.skip("a pure cgroup v1 host: no cgroup2 hierarchy to route to")
+    # the hybrid layout of the CI machines: hugetlb alone on cgroup2
     assert h.route("memory") == 1 and h.route("hugetlb") == 2 and h.route("rdma") is None
 
 

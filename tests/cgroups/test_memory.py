@@ -9,7 +9,7 @@ import pytest
 from ocirt.cgroups.controllers import memory
 from ocirt.errors import ConfigError
 
-from cghelpers import need_files, read, wait_for
+from cghelpers import cg_dir, need_files, on_v2, read, v2_host, wait_for
 
 MiB = 1 << 20
 ALLOC = [sys.executable, "-c", "import sys,time; b=bytearray(int(sys.argv[1])<<20); "
@@ -17,6 +17,9 @@ ALLOC = [sys.executable, "-c", "import sys,time; b=bytearray(int(sys.argv[1])<<2
 
 
 def test_memory_files_create_update(make):
+    if on_v2("memory"):
+        _memory_files_create_update_v2(make())
+        return
     need_files("memory", "memory.memsw.limit_in_bytes", "memory.swappiness")
     m = make()
     m.create({"memory": {"limit": 64 * MiB, "reservation": 32 * MiB, "swap": 128 * MiB,
@@ -41,6 +44,30 @@ def test_memory_files_create_update(make):
     assert "oom_kill_disable 1" in read(d, "memory.oom_control")
 
 
+def _memory_files_create_update_v2(m) -> None:
+    need_files("memory", "memory.swap.max")
+    m.create({"memory": {"limit": 64 * MiB, "reservation": 32 * MiB, "swap": 128 * MiB,
+                         "kernel": 1 << 30, "kernelTCP": 1 << 24}})
+    d = cg_dir(m, "memory")
+    assert read(d, "memory.max") == str(64 * MiB)
+    assert read(d, "memory.swap.max") == str(64 * MiB)    # memory+swap 128M -> swap 64M
+    assert read(d, "memory.low") == str(32 * MiB)
+    m.update({"memory": {"limit": 256 * MiB, "swap": 512 * MiB}})
+    assert read(d, "memory.max") == str(256 * MiB)
+    assert read(d, "memory.swap.max") == str(256 * MiB)
+    m.update({"memory": {"limit": 16 * MiB, "swap": 16 * MiB}})
+    assert read(d, "memory.max") == str(16 * MiB)
+    assert read(d, "memory.swap.max") == "0"             # equal: no swap at all
+    m.update({"memory": {"limit": -1}})      # unlimited memory means unlimited swap too
+    assert read(d, "memory.max") == "max" and read(d, "memory.swap.max") == "max"
+    for res, key in [({"memory": {"disableOOMKiller": True}}, "disableOOMKiller"),
+                     ({"memory": {"swappiness": 10}}, "swappiness")]:
+        with pytest.raises(ConfigError) as e:
+            m.update(res)
+        assert e.value.path == f"linux.resources.memory.{key}"
+        assert "not supported on cgroup v2" in str(e.value)
+
+
 def test_check_before_update_and_busy_limit(make, spawn):
     m = make()
     m.create({"memory": {"limit": 256 * MiB}})
@@ -50,11 +77,13 @@ def test_check_before_update_and_busy_limit(make, spawn):
     with pytest.raises(ConfigError) as e:
         m.update({"memory": {"limit": 8 * MiB, "checkBeforeUpdate": True}})
     assert e.value.path == "linux.resources.memory.limit" and "checkBeforeUpdate" in str(e.value)
-    assert read(m.paths["memory"], "memory.limit_in_bytes") == str(256 * MiB)
+    limit_file = "memory.max" if on_v2("memory") else "memory.limit_in_bytes"
+    assert read(cg_dir(m, "memory"), limit_file) == str(256 * MiB)
 
 
 def test_oom_kill_is_counted(make, spawn):
-    need_files("memory", "memory.memsw.limit_in_bytes")
+    need_files("memory", "memory.swap.max" if on_v2("memory") else
+               "memory.memsw.limit_in_bytes")
     m = make()
     m.create({"memory": {"limit": 32 * MiB, "swap": 32 * MiB}})
     assert m.oom_events() == 0
@@ -65,6 +94,11 @@ def test_oom_kill_is_counted(make, spawn):
     assert st["usage"]["limit"] == 32 * MiB and st["swap"]["limit"] == 32 * MiB
     # (this kernel leaves v1 failcnt at 0 even then; the peak shows the limit was hit)
     assert st["usage"]["max"] >= 30 * MiB
+    if on_v2("memory"):
+        assert read(cg_dir(m, "memory"), "memory.swap.max") == "0"
+        events = dict(line.split() for line in read(cg_dir(m, "memory"),
+                                                    "memory.events").splitlines())
+        assert int(events["oom_kill"]) == m.oom_events() >= 1
 
 
 def test_v2_swap_conversion():
@@ -76,11 +110,18 @@ def test_v2_swap_conversion():
 
 
 def test_v2_only_refusals(make):
-    from cghelpers import v2_host
     m = make(host=v2_host())
-    for res, field in [({"memory": {"swappiness": 10}}, "linux.resources.memory"),
-                       ({"memory": {"limit": 1}}, "linux.resources.memory")]:
+    if "memory" not in m.v2_controllers:
+        # this host's cgroup2 has no memory controller at all
+        for res in ({"memory": {"swappiness": 10}}, {"memory": {"limit": 1}}):
+            with pytest.raises(ConfigError) as e:
+                m.validate(res)
+            assert e.value.path == "linux.resources.memory"
+        return
+    m.validate({"memory": {"limit": 1 << 20, "swappiness": -1}})   # -1: leave it alone
+    for res, key in [({"memory": {"swappiness": 10}}, "swappiness"),
+                     ({"memory": {"disableOOMKiller": True}}, "disableOOMKiller"),
+                     ({"memory": {"swap": 1 << 20}}, "swap")]:
         with pytest.raises(ConfigError) as e:
             m.validate(res)
-        # this host's cgroup2 has no memory controller at all
-        assert e.value.path == field
+        assert e.value.path == f"linux.resources.memory.{key}"
