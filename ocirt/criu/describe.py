@@ -80,15 +80,29 @@ def dump_request(rpc, o: CriuOptions, *, config: dict, rootfs: str, pid: int,
         opts.track_mem = True
     if o.lazy_pages and o.status_fd >= 0:
         _check_status_fd(o.status_fd)
+    # The request holds a copy of opts: what follows goes into that copy.
     req = rpc.criu_req(type=rpc.PRE_DUMP if o.pre_dump else rpc.DUMP, opts=opts)
+    opts = req.opts
     if not o.pre_dump:
         for dest in _bind_destinations(config, rootfs) + _cgroup_bind_keys(config, rootfs):
             _ext_mount(opts, dest, dest)
         for path in _masked_files(config, pid):
             _ext_mount(opts, path, "/dev/null")
-        for dev in (config.get("linux") or {}).get("devices") or ():
-            _ext_mount(opts, dev["path"], dev["path"])
+        for path in _device_paths(config):
+            _ext_mount(opts, path, path)
     return req
+
+
+def _device_paths(config: dict) -> list[str]:
+    """Every device node of the container, the default ones first (runc's config.Devices):
+    criu resolves the fds a container holds on the host's nodes (stdio on /dev/null)
+    through these."""
+    from ocirt.rootfs.plan import DEFAULT_DEVICES
+    paths = [path for path, _major, _minor in DEFAULT_DEVICES]
+    for dev in (config.get("linux") or {}).get("devices") or ():
+        if dev["path"] not in paths:
+            paths.append(dev["path"])
+    return paths
 
 
 def _check_status_fd(fd: int) -> None:
@@ -178,12 +192,12 @@ def restore_request(rpc, o: CriuOptions, *, config: dict, bundle: str, rootfs: s
             _ext_mount(opts, _in_root(rootfs, m["destination"]), src)
     if (config.get("linux") or {}).get("maskedPaths"):
         _ext_mount(opts, "/dev/null", "/dev/null")
-    for dev in (config.get("linux") or {}).get("devices") or ():
-        _ext_mount(opts, dev["path"], dev["path"])
+    for path in _device_paths(config):
+        _ext_mount(opts, path, path)
     for i, what in enumerate(descriptors):
         if "pipe:" in what:
             opts.inherit_fd.add(key=what, fd=i)
-    return rpc.criu_req(type=rpc.RESTORE, opts=opts), inherit
+    return rpc.criu_req(type=rpc.RESTORE, opts=opts), inherit     # (a copy of opts)
 
 
 def place_restorer(req, config: dict, rootfs: str, pid: int, v1_roots: bool) -> None:

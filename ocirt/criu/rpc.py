@@ -159,15 +159,15 @@ class Swrk:
             for fd in fds:
                 os.close(fd)
             self._last_fds = []
-            why = f"errno {resp.cr_errno}" if resp.cr_errno else ""
-            if resp.cr_errmsg:
-                why = f"{why} {resp.cr_errmsg}".strip()
-            raise self._failure(req, rpc, why)
+            raise self._failure(req, rpc, f"errno {resp.cr_errno}" if resp.cr_errno else "",
+                                resp.cr_errmsg)
         return resp
 
-    def _failure(self, req, rpc, why: str) -> CriuError:
+    def _failure(self, req, rpc, why: str, errmsg: str = "") -> CriuError:
+        """criu's words: its log's error lines, else the message of its reply (its last
+        error line), else what it wrote to stderr before it had a log."""
         kind = rpc.criu_req_type.Name(req.type)
-        lines = error_lines(self.log_path) or self._stderr_lines()
+        lines = error_lines(self.log_path) or _errors_in(errmsg) or self._stderr_lines()
         text = f"criu failed: type {kind}"
         if why:
             text += f" {why}"
