@@ -71,11 +71,13 @@ def _restore_locked(store: Store, cid: str, opts: create_mod.Options, o: CriuOpt
         if ck.cgroup is not None:
             ck.cgroup.create(ck.resources, validated=True)
             undo.cgroup = ck.cgroup
+        # First: criu works in the directories of these fds, and mounts there (its cgroup
+        # yard), which the kernel allows only on mounts of its own namespace.
+        _private_mount_namespace()
         images = os.open(o.image_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         if o.work_path:
             os.makedirs(o.work_path, 0o700, exist_ok=True)
             work = os.open(o.work_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        _private_mount_namespace()
         describe.restore_mountpoints(ck.config, ck.bundle, ck.rootfs)
         os.mkdir(criu_root, 0o755)
         sc.mount(ck.rootfs, criu_root, None, sc.MS_BIND | sc.MS_REC)

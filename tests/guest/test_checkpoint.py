@@ -27,9 +27,10 @@ pytestmark = pytest.mark.skipif(
     reason="criu does not work on this kernel (`criu check` fails)")
 
 # The memory state: `i` lives only in the shell. /tmp/started gets one line per start of the
-# script, so a container run again from the beginning would show two.
-COUNTER = ("echo started >> /tmp/started; i=0; "
-           "while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done")
+# script, so a container run again from the beginning would show two. /tmp/count is replaced
+# whole (a dump may stop the shell in the middle of a write).
+COUNTER = ("echo started >> /tmp/started; i=0; while true; do i=$((i+1)); "
+           "echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.2; done")
 # runc's checkpoint.bats setup_pipes: the process answers lines of stdin on stdout
 PONG = "for i in $(seq 10); do read xxx || continue; echo ponG $xxx; done"
 TIMEOUT = 300   # criu under software emulation takes seconds per step
