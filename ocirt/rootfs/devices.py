@@ -172,7 +172,10 @@ def reopen_dev_null(root_fd: int) -> None:
             on_null.append((fd, st))
     if not on_null:
         return
-    null = pathrs.open_in_root(root_fd, "/dev/null", os.O_RDWR | os.O_NOFOLLOW)
+    try:
+        null = pathrs.open_in_root(root_fd, "/dev/null", os.O_RDWR | os.O_NOFOLLOW)
+    except OSError as e:
+        raise SecurityError(f"/dev/null is invalid: {e.strerror}") from None
     try:
         own = os.fstat(null)
         if not stat.S_ISCHR(own.st_mode) or own.st_rdev != os.makedev(1, 3):

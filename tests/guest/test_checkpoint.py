@@ -445,3 +445,27 @@ def test_podman_checkpoints_and_restores_a_container_with_ocirt(rootfs_template,
     finally:
         subprocess.run(podman + ["rm", "-f", name], capture_output=True, timeout=TIMEOUT)
         subprocess.run(["podman", "rmi", "-f", image], capture_output=True, timeout=TIMEOUT)
+
+
+def test_restore_in_the_foreground_exits_with_the_process_status_and_deletes_it(
+        ocirt_rt, bundle, rootfs_template, tmp_path):
+    counter_bundle(bundle, rootfs_template)
+    rt, cid = ocirt_rt, unique_id()
+    ok(rt, "run", "-d", "--bundle", str(bundle.path), cid)
+    count = bundle.path / "rootfs" / "tmp" / "count"
+    wait_count_above(count, 2)
+    ok(rt, "checkpoint", "--image-path", str(tmp_path / "img"), cid)
+    at_dump = read_int(count)
+    restore = subprocess.Popen(rt.cmd("restore", "--image-path", str(tmp_path / "img"),
+                                      "--bundle", str(bundle.path), cid),
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        wait_count_above(count, at_dump)
+        assert state(rt, cid)["status"] == "running"
+        ok(rt, "kill", cid, "KILL")
+        assert restore.wait(TIMEOUT) == 137
+        assert state(rt, cid) is None
+    finally:
+        restore.kill()
+        restore.wait()
