@@ -222,3 +222,15 @@ def test_restore_of_an_existing_id_is_refused(rt, running_sleep, bundle, tmp_pat
            running_sleep)
     assert p.returncode == 1 and _msg(p) == "container with given ID already exists"
     assert wait_status(rt, running_sleep, "running")
+
+
+def test_the_global_criu_flag_names_the_criu_binary(ocirt, bundle, cid, tmp_path):
+    bundle.args("sleep", "1000")
+    ocirt.ok("run", "--detach", "--bundle", str(bundle.path), cid, stdin=subprocess.DEVNULL)
+    missing = tmp_path / "no-criu"
+    p = ocirt("checkpoint", "--image-path", str(tmp_path / "img"), cid,
+              global_args=("--criu", str(missing)))
+    assert p.returncode == 1
+    assert _error_lines(p.stderr) and f"cannot run {missing}: No such file or directory" in \
+        p.stderr.decode()
+    assert ocirt.state(cid)["status"] == "running"
