@@ -86,6 +86,24 @@ def wait_count_above(path: Path, n: int, timeout: float = 60) -> int:
     return v
 
 
+def run_counting(rt, bundle, rootfs_template, *flags: str) -> tuple[str, Path]:
+    """A running counter container (run -d with `flags`), counted past 2: (id, count file)."""
+    counter_bundle(bundle, rootfs_template)
+    cid = unique_id()
+    ok(rt, "run", "-d", *flags, "--bundle", str(bundle.path), cid)
+    count = bundle.path / "rootfs" / "tmp" / "count"
+    wait_count_above(count, 2)
+    return cid, count
+
+
+def checkpoint_and_restore(rt, bundle, cid: str, count: Path, img: Path, *flags: str) -> int:
+    """checkpoint and restore -d with the same `flags`; the count at the dump."""
+    ok(rt, "checkpoint", *flags, "--image-path", str(img), cid)
+    at_dump = read_int(count)
+    ok(rt, "restore", "-d", *flags, "--image-path", str(img), "--bundle", str(bundle.path), cid)
+    return at_dump
+
+
 def cgroup_of(pid: int) -> str:
     return Path(f"/proc/{pid}/cgroup").read_text().strip().split("::", 1)[1]
 
@@ -214,11 +232,8 @@ def test_delete_force_removes_a_restored_container_and_its_cgroup(restored):
 
 def test_leave_running_keeps_the_container_running(ocirt_rt, bundle, rootfs_template,
                                                    tmp_path):
-    counter_bundle(bundle, rootfs_template)
-    rt, cid = ocirt_rt, unique_id()
-    ok(rt, "run", "-d", "--bundle", str(bundle.path), cid)
-    count = bundle.path / "rootfs" / "tmp" / "count"
-    wait_count_above(count, 2)
+    rt = ocirt_rt
+    cid, count = run_counting(rt, bundle, rootfs_template)
     pid = state(rt, cid)["pid"]
     ok(rt, "checkpoint", "--leave-running", "--image-path", str(tmp_path / "img"), cid)
     st = state(rt, cid)
@@ -262,16 +277,10 @@ def test_pre_dump_then_dump_with_parent_path_restores_a_process_on_pipes(
 
 def test_manage_cgroups_mode_full_checkpoints_and_restores(ocirt_rt, bundle, rootfs_template,
                                                            tmp_path):
-    counter_bundle(bundle, rootfs_template)
-    rt, cid = ocirt_rt, unique_id()
-    ok(rt, "run", "-d", "--bundle", str(bundle.path), cid)
-    count = bundle.path / "rootfs" / "tmp" / "count"
-    wait_count_above(count, 2)
-    ok(rt, "checkpoint", "--manage-cgroups-mode", "full", "--image-path", str(tmp_path / "i"),
-       cid)
-    at_dump = read_int(count)
-    ok(rt, "restore", "-d", "--manage-cgroups-mode", "full", "--image-path",
-       str(tmp_path / "i"), "--bundle", str(bundle.path), cid)
+    rt = ocirt_rt
+    cid, count = run_counting(rt, bundle, rootfs_template)
+    at_dump = checkpoint_and_restore(rt, bundle, cid, count, tmp_path / "img",
+                                     "--manage-cgroups-mode", "full")
     assert wait_count_above(count, at_dump) > at_dump
 
 
@@ -310,16 +319,11 @@ def test_restore_with_console_socket_hands_over_a_new_pty_master(ocirt_rt, bundl
 
 def test_checkpoint_and_restore_take_runcs_boolean_options(ocirt_rt, bundle, rootfs_template,
                                                            tmp_path):
-    counter_bundle(bundle, rootfs_template)
-    rt, cid = ocirt_rt, unique_id()
-    ok(rt, "run", "-d", "--bundle", str(bundle.path), cid)
-    count = bundle.path / "rootfs" / "tmp" / "count"
-    wait_count_above(count, 2)
-    flags = ("--tcp-established", "--ext-unix-sk", "--file-locks", "--auto-dedup")
-    ok(rt, "checkpoint", *flags, "--image-path", str(tmp_path / "img"), cid)
-    at_dump = read_int(count)
-    ok(rt, "restore", "-d", *flags, "--image-path", str(tmp_path / "img"), "--bundle",
-       str(bundle.path), cid)
+    rt = ocirt_rt
+    cid, count = run_counting(rt, bundle, rootfs_template)
+    at_dump = checkpoint_and_restore(rt, bundle, cid, count, tmp_path / "img",
+                                     "--tcp-established", "--ext-unix-sk", "--file-locks",
+                                     "--auto-dedup")
     assert wait_count_above(count, at_dump) > at_dump
 
 
@@ -352,12 +356,9 @@ def test_bind_mount_whose_destination_is_a_symlink_is_restored(ocirt_rt, bundle,
     (rootfs / "conf").symlink_to("/real/conf")
     bundle.config["mounts"].append({"source": str(tmp_path), "destination": "/conf",
                                     "options": ["bind"]})
-    counter_bundle(bundle, rootfs_template)
-    rt, cid = ocirt_rt, unique_id()
-    ok(rt, "run", "-d", "--bundle", str(bundle.path), cid)
-    ok(rt, "checkpoint", "--image-path", str(tmp_path / "img"), cid)
-    ok(rt, "restore", "-d", "--image-path", str(tmp_path / "img"), "--bundle",
-       str(bundle.path), cid)
+    rt = ocirt_rt
+    cid, count = run_counting(rt, bundle, rootfs_template)
+    checkpoint_and_restore(rt, bundle, cid, count, tmp_path / "img")
     assert state(rt, cid)["status"] == "running"
 
 
@@ -371,12 +372,9 @@ def test_restore_rejoins_an_external_network_namespace(ocirt_rt, bundle, rootfs_
         for ns in bundle.config["linux"]["namespaces"]:
             if ns["type"] == "network":
                 ns["path"] = path
-        counter_bundle(bundle, rootfs_template)
-        rt, cid = ocirt_rt, unique_id()
-        ok(rt, "run", "-d", "--bundle", str(bundle.path), cid)
-        ok(rt, "checkpoint", "--image-path", str(tmp_path / "img"), cid)
-        ok(rt, "restore", "-d", "--image-path", str(tmp_path / "img"), "--bundle",
-           str(bundle.path), cid)
+        rt = ocirt_rt
+        cid, count = run_counting(rt, bundle, rootfs_template)
+        checkpoint_and_restore(rt, bundle, cid, count, tmp_path / "img")
         pid = state(rt, cid)["pid"]
         assert os.stat(f"/proc/{pid}/ns/net").st_ino == inode
         ok(rt, "delete", "--force", cid)
@@ -449,11 +447,8 @@ def test_podman_checkpoints_and_restores_a_container_with_ocirt(rootfs_template,
 
 def test_restore_in_the_foreground_exits_with_the_process_status_and_deletes_it(
         ocirt_rt, bundle, rootfs_template, tmp_path):
-    counter_bundle(bundle, rootfs_template)
-    rt, cid = ocirt_rt, unique_id()
-    ok(rt, "run", "-d", "--bundle", str(bundle.path), cid)
-    count = bundle.path / "rootfs" / "tmp" / "count"
-    wait_count_above(count, 2)
+    rt = ocirt_rt
+    cid, count = run_counting(rt, bundle, rootfs_template)
     ok(rt, "checkpoint", "--image-path", str(tmp_path / "img"), cid)
     at_dump = read_int(count)
     restore = subprocess.Popen(rt.cmd("restore", "--image-path", str(tmp_path / "img"),
