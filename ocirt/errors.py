@@ -88,5 +88,9 @@ class ExecFailed(OcirtError):
     exit_code = 255
 
 
+class CriuError(OcirtError):
+    """criu could not checkpoint or restore (its own message is quoted from its log)."""
+
+
 class DependencyError(OcirtError):
     """A feature needs a package that is not installed."""

@@ -3,7 +3,7 @@
 ocirt runs on Debian's python3 with -I -S, so `site` never adds /usr/lib/python3/dist-packages
 to sys.path: the hot path cannot import anything but the standard library and ocirt. A verb or
 a config field that needs a package (jsonschema for `ocirt validate`, pyroute2 for
-linux.netDevices) asks for it here: Debian's package, root-owned next to the interpreter, is
+linux.netDevices, protobuf for checkpoint and restore) asks for it here: Debian's package, root-owned next to the interpreter, is
 added to the path only then, so no other call pays for it or can be influenced by it.
 """
 

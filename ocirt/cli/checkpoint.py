@@ -1,11 +1,9 @@
-"""checkpoint: runc's flags, so scripts and managers get a clear answer: ocirt has no CRIU
-support."""
+"""checkpoint: runc's flags, defaults and checks; the dump itself is ocirt.lifecycle.checkpoint."""
 
 from __future__ import annotations
 
 from ocirt.cli import common
 from ocirt.cli.flags import Flag, need_args
-from ocirt.errors import OcirtError
 
 FLAGS = [
     Flag("image-path", "str", "", help="path for saving criu image files"),
@@ -26,11 +24,14 @@ FLAGS = [
     common.HELP,
 ]
 
-NOT_SUPPORTED = "checkpoint and restore are not supported: ocirt has no CRIU support"
-
 
 def run(ctx, parsed) -> int:
     need_args(parsed, ctx.command, exact=1)
+    from ocirt.lifecycle.checkpoint import check_status, checkpoint
     from ocirt.lifecycle.container import Container
-    Container.load(common.store(ctx), parsed.args[0])   # runc's error for an unknown id first
-    raise OcirtError(NOT_SUPPORTED)
+    store = common.store(ctx)
+    c = Container.load(store, parsed.args[0])   # runc's order: the container, its status,
+    check_status(c)                             # then the options
+    from ocirt.criu import options
+    checkpoint(store, c, options.from_flags(parsed), ctx.criu)
+    return 0

@@ -18,7 +18,7 @@ GLOBAL_FLAGS = [
     fl.Flag("systemd-cgroup", "bool", False,
             help="enable systemd cgroup support (cgroupsPath as slice:prefix:name)"),
     fl.Flag("rootless", "str", "auto", help="ignore cgroup permission errors ('true', 'false', or 'auto')"),
-    fl.Flag("criu", "str", "criu", help="accepted for runc compatibility; unused", hidden=True),
+    fl.Flag("criu", "str", "criu", help="path to the criu binary used for checkpoint and restore"),
     fl.Flag("cgroup-manager", "str", "", help="crun compatibility: cgroupfs, systemd or disabled",
             hidden=True),
     fl.Flag("help", "bool", False, aliases=("h",), help="show help"),
@@ -27,7 +27,7 @@ GLOBAL_FLAGS = [
 
 # verb -> (module under ocirt.cli, one-line description)
 VERBS: dict[str, tuple[str, str]] = {
-    "checkpoint": ("checkpoint", "checkpoint a running container (not supported)"),
+    "checkpoint": ("checkpoint", "checkpoint a running container"),
     "create": ("create", "create a container"),
     "start": ("start", "executes the user defined process in a created container"),
     "run": ("run", "create and run a container"),
@@ -38,7 +38,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "exec": ("exec", "execute new process inside the container"),
     "ps": ("ps", "ps displays the processes running inside a container"),
     "pause": ("pause", "pause suspends all processes inside the container"),
-    "restore": ("restore", "restore a container from a previous checkpoint (not supported)"),
+    "restore": ("restore", "restore a container from a previous checkpoint"),
     "resume": ("pause", "resumes all processes that have been previously paused"),
     "events": ("events", "display container events such as OOM notifications, cpu, memory, and IO usage statistics"),
     "update": ("update", "update container resource constraints"),
@@ -69,13 +69,14 @@ class Context:
         return self._root
 
     def __init__(self, root: str, systemd_cgroup: bool, rootless: str, cgroup_manager: str,
-                 debug: bool, command: str = "") -> None:
+                 debug: bool, command: str = "", criu: str = "criu") -> None:
         self._root = root
         self.systemd_cgroup = systemd_cgroup
         self.rootless = rootless
         self.cgroup_manager = cgroup_manager
         self.debug = debug
         self.command = command
+        self.criu = criu
 
 
 def _app_help() -> str:
@@ -146,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         return _no_topic(verb)
     ctx = Context(root=g["root"] if "root" in g.given else "",
                   systemd_cgroup=g["systemd-cgroup"], rootless=g["rootless"],
-                  cgroup_manager=g["cgroup-manager"], debug=g["debug"], command=verb)
+                  cgroup_manager=g["cgroup-manager"], debug=g["debug"], command=verb,
+                  criu=g["criu"])
     if g["cgroup-manager"] == "systemd":
         ctx.systemd_cgroup = True
     module = None

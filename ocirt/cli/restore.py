@@ -1,11 +1,9 @@
-"""restore: runc's flags, and the same answer as checkpoint (no CRIU support)."""
+"""restore: runc's flags, defaults and checks; the restore itself is ocirt.lifecycle.restore."""
 
 from __future__ import annotations
 
 from ocirt.cli import common
-from ocirt.cli.checkpoint import NOT_SUPPORTED
 from ocirt.cli.flags import Flag, need_args
-from ocirt.errors import OcirtError
 
 FLAGS = [
     Flag("console-socket", "str", "", help="path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal"),
@@ -20,7 +18,7 @@ FLAGS = [
     Flag("detach", "bool", False, aliases=("d",), help="detach from the container's process"),
     Flag("pid-file", "str", "", help="specify the file to write the process id to"),
     Flag("no-subreaper", "bool", False, help="disable the use of the subreaper used to reap reparented processes"),
-    Flag("no-pivot", "bool", False, help="do not use pivot root to jail process inside rootfs"),
+    Flag("no-pivot", "bool", False, help="do not use pivot root to jail process inside rootfs.  This should be used whenever the rootfs is on top of a ramdisk"),
     Flag("empty-ns", "list", [], help="create a namespace, but don't restore its properties"),
     Flag("auto-dedup", "bool", False, help="enable auto deduplication of memory images"),
     Flag("lazy-pages", "bool", False, help="use userfaultfd to lazily restore memory pages"),
@@ -32,4 +30,13 @@ FLAGS = [
 
 def run(ctx, parsed) -> int:
     need_args(parsed, "restore", exact=1)
-    raise OcirtError(NOT_SUPPORTED)
+    from ocirt.criu import options
+    o = options.from_flags(parsed)      # runc's order: the image paths first
+    from ocirt.lifecycle.restore import restore
+    from ocirt.lifecycle.create import Options
+    from ocirt.rootless import is_rootless
+    opts = Options(bundle=parsed["bundle"] or ".", pid_file=parsed["pid-file"],
+                   console_socket=parsed["console-socket"], no_pivot=parsed["no-pivot"],
+                   systemd_cgroup=ctx.systemd_cgroup, rootless=is_rootless(ctx.rootless),
+                   cgroups_disabled=ctx.cgroup_manager == "disabled")
+    return restore(common.store(ctx), parsed.args[0], opts, o, ctx.criu, parsed["detach"])

@@ -26,11 +26,13 @@ bundle defaults to the current directory."""
 _ID = '"<container-id>" is the name of the container instance.'
 PAGES: dict[str, tuple[str, str]] = {
     "checkpoint": ("<container-id>",
-                   "ocirt has no CRIU support: checkpoint accepts runc's flags and fails with a\n"
-                   "clear error."),
+                   "The checkpoint command saves the state of the container instance: criu\n"
+                   "dumps its processes into --image-path (default ./checkpoint); without\n"
+                   "--leave-running they end and the container is deleted.\n" + _ID),
     "restore": ("<container-id>",
-                "ocirt has no CRIU support: restore accepts runc's flags and fails with a\n"
-                "clear error."),
+                "Restores the saved state of the container instance that was previously saved\n"
+                "using the ocirt checkpoint command: a new container of the bundle's config\n"
+                "whose processes criu brings back from --image-path.\n" + _ID),
     "create": ("<container-id>",
                "The create command creates an instance of a container for a bundle: its\n"
                "namespaces, mounts and cgroups are set up and its process waits, not yet\n"

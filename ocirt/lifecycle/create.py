@@ -146,7 +146,7 @@ class _Checked:
         self.notify = notify
 
 
-def _check(store: Store, cid: str, opts: Options) -> _Checked:
+def check(store: Store, cid: str, opts: Options) -> _Checked:
     """Load, validate and compile everything, with no side effect on the system: a bad config
     fails here, before anything exists that would need undoing."""
     validate_id(cid)
@@ -212,24 +212,30 @@ def _check(store: Store, cid: str, opts: Options) -> _Checked:
 
 
 def create(store: Store, cid: str, opts: Options) -> Created:
-    ck = _check(store, cid, opts)
+    ck = check(store, cid, opts)
     interrupts = _Interrupts()
     try:
-        store.create_dir(cid)
-        try:
-            lock = store.lock(cid)
-            lock.__enter__()
-        except ContainerNotFound:
-            raise StateError(f"container {cid} was deleted while it was being created") from None
-        except BaseException:
-            store.remove(cid)
-            raise
+        lock = new_locked_dir(store, cid, "created")
         try:
             return _create_locked(store, cid, opts, ck, lock.fd)
         finally:
             lock.__exit__()
     finally:
         interrupts.restore()
+
+
+def new_locked_dir(store: Store, cid: str, verb: str):
+    """The new container's state dir (which makes the id unique), locked: the lock, entered."""
+    store.create_dir(cid)
+    try:
+        lock = store.lock(cid)
+        lock.__enter__()
+    except ContainerNotFound:
+        raise StateError(f"container {cid} was deleted while it was being {verb}") from None
+    except BaseException:
+        store.remove(cid)
+        raise
+    return lock
 
 
 def _create_locked(store: Store, cid: str, opts: Options, ck: "_Checked",
@@ -243,20 +249,7 @@ def _create_locked(store: Store, cid: str, opts: Options, ck: "_Checked",
     try:
         # What is about to exist, recorded before it does: a create killed from here on
         # leaves a record that `state` reports and `delete` removes completely.
-        state = {
-            "ociVersion": config.get("ociVersion", OCI_VERSION),
-            "id": cid,
-            "pid": 0,
-            "creating": True,
-            "bundle": bundle,
-            "rootfs": ck.rootfs,
-            "created": _now_rfc3339(),
-            "owner": _owner(),
-            "annotations": config.get("annotations") or {},
-            "config": config,
-            "cgroup": _planned_cgroup(cgroup),
-            "systemd_cgroup": opts.systemd_cgroup,
-        }
+        state = initial_state(cid, ck, opts)
         store.record(cid, state)
         testpoint.reached("create:dir")
         if ck.notify:
@@ -303,6 +296,25 @@ def _create_locked(store: Store, cid: str, opts: Options, ck: "_Checked",
             sync.close()
         if console_sock is not None:
             console_sock.close()
+
+
+def initial_state(cid: str, ck: _Checked, opts: Options) -> dict:
+    """The record of a container being made (create, restore), before anything of it exists."""
+    config = ck.config
+    return {
+        "ociVersion": config.get("ociVersion", OCI_VERSION),
+        "id": cid,
+        "pid": 0,
+        "creating": True,
+        "bundle": ck.bundle,
+        "rootfs": ck.rootfs,
+        "created": _now_rfc3339(),
+        "owner": _owner(),
+        "annotations": config.get("annotations") or {},
+        "config": config,
+        "cgroup": _planned_cgroup(ck.cgroup),
+        "systemd_cgroup": opts.systemd_cgroup,
+    }
 
 
 def _complete(sync: Sync) -> None:
@@ -509,7 +521,7 @@ def _raise_init_error(sync: Sync, init_pid: int) -> None:
 
 def _create_cgroup(cgroup: object, resources: dict, sync: Sync, undo: Undo) -> None:
     try:
-        cgroup.create(resources, validated=True)     # by _check, before anything existed
+        cgroup.create(resources, validated=True)     # by check(), before anything existed
     except BaseException:
         # The init exists (or is about to): learn its pid so the undo kills it too.
         try:

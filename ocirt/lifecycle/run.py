@@ -29,7 +29,7 @@ def run(store: Store, cid: str, opts: create_mod.Options, detach: bool = False,
             start(store, cid, notify_in_background=not detach)
         except BaseException:
             if not detach:
-                _cleanup(store, cid)
+                cleanup(store, cid)
             raise
     except BaseException:
         if forwarder is not None:
@@ -37,16 +37,23 @@ def run(store: Store, cid: str, opts: create_mod.Options, detach: bool = False,
         raise
     if detach:
         return 0
+    return wait_and_delete(store, cid, pid, master, forwarder, keep=keep)
 
+
+def wait_and_delete(store: Store, cid: str, pid: int, master: int | None,
+                    forwarder: foreground.Forwarder | None, keep: bool = False) -> int:
+    """The foreground half of run and restore: wait for the container's process (signals
+    forwarded, a terminal proxied), then delete the container unless --keep; its status."""
     status = foreground.wait(pid, master, forwarder)
     from ocirt.log import logger
     logger.debug("process %d exited: status %d", pid, status)
     if not keep:
-        _cleanup(store, cid)
+        cleanup(store, cid)
     return status
 
 
-def _cleanup(store: Store, cid: str) -> None:
+def cleanup(store: Store, cid: str) -> None:
+    """Delete the container after its process ended in the foreground (run, restore)."""
     from ocirt.lifecycle.delete import delete
     try:
         delete(store, cid, force=True)

@@ -60,16 +60,16 @@ def hierarchies(exclude_under: str) -> list[Hierarchy]:
     return out
 
 
-def own_cgroups() -> dict[frozenset[str], str]:
-    """/proc/self/cgroup as {controllers: path}; cgroup2 is the empty set."""
+def own_cgroups(proc: str = "self") -> dict[frozenset[str], str]:
+    """/proc/<proc>/cgroup as {controllers: path}; cgroup2 is the empty set."""
     out: dict[frozenset[str], str] = {}
-    for line in procfs.read_file("self/cgroup").decode().splitlines():
+    for line in procfs.read_file(f"{proc}/cgroup").decode().splitlines():
         _, ctrls, path = line.split(":", 2)
         out[frozenset(c for c in ctrls.split(",") if c)] = path
     return out
 
 
-def _own_path(h: Hierarchy, own: dict[frozenset[str], str]) -> str | None:
+def own_path(h: Hierarchy, own: dict[frozenset[str], str]) -> str | None:
     """Host path of our cgroup directory in hierarchy `h`, None if it lies outside it."""
     if h.fstype == "cgroup2":
         path = own.get(frozenset())
@@ -106,7 +106,7 @@ def _hierarchy_mount(plan: Plan, m: Mount, h: Hierarchy, own: dict, target: int)
             source = "systemd" if data == ("name=systemd",) else "cgroup"
         mnt = attach.new_fs(h.fstype, source, MountOptions(flags=_DEFAULT, data=data))
     else:
-        path = _own_path(h, own)
+        path = own_path(h, own)
         if path is None:
             raise SetupError(f"{m.where}: cannot find the container's cgroup in "
                              f"{h.mountpoint}")

@@ -157,3 +157,31 @@ def setup_links(plan: Plan) -> None:
                     raise SetupError(f"symlink /dev/{name}: {e.strerror}") from None
     finally:
         os.close(dev)
+
+
+def reopen_dev_null(root_fd: int) -> None:
+    """stdio that is the host's /dev/null becomes the container's own /dev/null (runc's
+    reOpenDevNull): a checkpoint cannot dump an fd on a mount the container does not have."""
+    on_null = []
+    for fd in (0, 1, 2):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3):
+            on_null.append((fd, st))
+    if not on_null:
+        return
+    try:
+        null = pathrs.open_in_root(root_fd, "/dev/null", os.O_RDWR | os.O_NOFOLLOW)
+    except OSError as e:
+        raise SecurityError(f"/dev/null is invalid: {e.strerror}") from None
+    try:
+        own = os.fstat(null)
+        if not stat.S_ISCHR(own.st_mode) or own.st_rdev != os.makedev(1, 3):
+            raise SecurityError("/dev/null is invalid: it is not the char device 1:3")
+        for fd, st in on_null:
+            if (st.st_dev, st.st_ino) != (own.st_dev, own.st_ino):
+                os.dup2(null, fd)
+    finally:
+        os.close(null)

@@ -77,10 +77,13 @@ def pivot(plan: Plan, no_pivot: bool = False) -> None:
 
 
 def finalize(plan: Plan) -> None:
-    """After pivot: readonlyPaths, maskedPaths, a read-only /dev or /, final propagation.
+    """After pivot: stdio off the host's /dev/null, readonlyPaths, maskedPaths, a read-only
+    /dev or /, final propagation.
     Closes the private procfs: nothing of it may reach the container process."""
     root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        if plan.setup_dev:
+            devices.reopen_dev_null(root)
         masked.make_readonly(root, plan.readonly_paths)
         masked.mask(root, plan.masked)
         try:

@@ -127,17 +127,3 @@ def test_the_debug_log_never_reaches_the_container_process(ocirt, bundle, cid):
     assert sorted(fds) == ["0", "1", "2"], fds
     assert str(log) not in fds.values()
     assert "init: about to exec /bin/sleep" in log.read_text()
-
-
-def test_checkpoint_takes_runcs_flags_and_fails_clearly(ocirt, bundle, cid):
-    bundle.args("sleep", "100")
-    ocirt.ok("run", "--detach", "--bundle", str(bundle.path), cid)
-    p = ocirt("checkpoint", "--image-path", "/tmp/img", "--leave-running", cid)
-    assert p.returncode == 1 and b"not supported: ocirt has no CRIU support" in p.stderr
-    assert ocirt.state(cid)["status"] == "running"
-
-
-def test_restore_takes_runcs_flags_and_fails_clearly(ocirt, bundle, cid):
-    p = ocirt("restore", "--image-path", "/tmp/img", "--bundle", str(bundle.path), "-d", cid)
-    assert p.returncode == 1 and b"not supported: ocirt has no CRIU support" in p.stderr
-    assert ocirt.ids() == []

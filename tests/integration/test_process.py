@@ -185,3 +185,16 @@ def test_no_new_keyring_keeps_the_callers_session_keyring(ocirt, bundle, cid):
     bundle.args("sleep", "100")
     ocirt.ok("create", "--no-new-keyring", "--bundle", str(bundle.path), cid)
     assert f"_ses.{cid}:" not in _host_keyrings()
+
+
+def test_stdio_on_the_hosts_dev_null_becomes_the_containers_dev_null(ocirt, bundle, cid):
+    # runc's reOpenDevNull: an fd on a mount the container does not have could not be
+    # checkpointed (criu: "Can't lookup mount").
+    bundle.args("sleep", "100")
+    ocirt.ok("run", "--detach", "--bundle", str(bundle.path), cid, stdin=subprocess.DEVNULL)
+    pid = ocirt.state(cid)["pid"]
+    dev_mount = next(line.split()[0] for line in open(f"/proc/{pid}/mountinfo")
+                     if line.split()[4] == "/dev")
+    fdinfo = open(f"/proc/{pid}/fdinfo/0").read()
+    assert f"mnt_id:\t{dev_mount}\n" in fdinfo
+    assert os.readlink(f"/proc/{pid}/fd/0") == "/dev/null"
