@@ -464,3 +464,39 @@ def test_restore_in_the_foreground_exits_with_the_process_status_and_deletes_it(
     finally:
         restore.kill()
         restore.wait()
+
+
+# --- the systemd cgroup driver ------------------------------------------------------------
+
+def unit_property(unit: str, prop: str) -> str:
+    return subprocess.run(["systemctl", "show", unit, "-p", prop, "--value"],
+                          capture_output=True, text=True, timeout=60).stdout.strip()
+
+
+def test_a_container_of_the_systemd_driver_is_restored_into_a_new_scope(
+        rt, bundle, rootfs_template, tmp_path):
+    counter_bundle(bundle, rootfs_template)
+    cid = unique_id()
+    bundle.config["linux"]["cgroupsPath"] = f"system.slice:ckpt:{cid}"
+    bundle.config["linux"].setdefault("resources", {})["pids"] = {"limit": 64}
+    bundle.write()
+    unit, img = f"ckpt-{cid}.scope", str(tmp_path / "img")
+    count = bundle.path / "rootfs" / "tmp" / "count"
+    try:
+        ok(rt, "--systemd-cgroup", "run", "-d", "--bundle", str(bundle.path), cid)
+        wait_count_above(count, 2)
+        ok(rt, "--systemd-cgroup", "checkpoint", "--image-path", img, cid)
+        assert unit_property(unit, "ActiveState") != "active"
+        at_dump = read_int(count)
+        ok(rt, "--systemd-cgroup", "restore", "-d", "--image-path", img, "--bundle",
+           str(bundle.path), cid)
+        pid = state(rt, cid)["pid"]
+        assert cgroup_of(pid) == f"/system.slice/{unit}"
+        assert unit_property(unit, "ActiveState") == "active"
+        assert Path(f"/sys/fs/cgroup/system.slice/{unit}/pids.max").read_text().strip() == "64"
+        assert wait_count_above(count, at_dump) > at_dump
+        assert (bundle.path / "rootfs" / "tmp" / "started").read_text().count("started") == 1
+    finally:
+        call(rt, "--systemd-cgroup", "delete", "--force", cid)
+    assert unit_property(unit, "ActiveState") != "active"
+    assert not Path(f"/sys/fs/cgroup/system.slice/{unit}").exists()
