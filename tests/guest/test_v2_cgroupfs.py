@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 
-from v2lib import read, start
+from v2lib import read, start, needs_pure_v2
+
+pytestmark = needs_pure_v2
 
 
 def cgroupns(bundle, wanted: bool = True) -> None:

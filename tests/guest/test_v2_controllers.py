@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from ocirt_testlib import wait_until
-from v2lib import MiB, create, disk, disk_name, keyed, modprobe, read, refused, start
+from v2lib import MiB, create, disk, disk_name, keyed, modprobe, read, refused, start, needs_pure_v2
+
+pytestmark = needs_pure_v2
 
 # --- cpu ----------------------------------------------------------------------------------
 

@@ -8,7 +8,9 @@ import pytest
 
 from ocirt.cgroups import bpf_devices
 
-from v2lib import disk, modprobe, start
+from v2lib import disk, modprobe, start, needs_pure_v2
+
+pytestmark = needs_pure_v2
 
 KMSG = {"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11}
 

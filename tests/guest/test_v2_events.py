@@ -10,7 +10,9 @@ from pathlib import Path
 
 from ocirt_testlib import wait_until
 
-from v2lib import MiB, keyed, read, start
+from v2lib import MiB, keyed, read, start, needs_pure_v2
+
+pytestmark = needs_pure_v2
 
 
 def stats(runtime, cid: str) -> dict:

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from ocirt_testlib import process_state, wait_until
 
-from v2lib import keyed, read, start
+from v2lib import keyed, read, start, needs_pure_v2
+
+pytestmark = needs_pure_v2
 
 COUNTER = ("i=0; while :; do i=$((i+1)); echo $i > /shared/c.tmp; mv /shared/c.tmp /shared/c; "
            "usleep 5000; done")

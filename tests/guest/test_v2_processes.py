@@ -9,7 +9,9 @@ import os
 
 from ocirt_testlib import wait_until
 
-from v2lib import read, start
+from v2lib import read, start, needs_pure_v2
+
+pytestmark = needs_pure_v2
 
 
 def procs(d: str) -> list[int]:

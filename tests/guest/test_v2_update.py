@@ -8,7 +8,9 @@ import os
 
 import pytest
 
-from v2lib import MiB, disk, read, start, update
+from v2lib import MiB, disk, read, start, update, needs_pure_v2
+
+pytestmark = needs_pure_v2
 
 # flag, value, file, what it reads after an update of a container created with BASE
 BASE = {"memory": {"limit": 64 * MiB, "swap": 128 * MiB}, "cpu": {"shares": 1024}}

@@ -1,7 +1,7 @@
 """A campaign of generated hostile configs against create.
 
 Every generated config goes through create's own checks in this process (lifecycle.create's
-_check: load and validate config.json, plan the rootfs, prepare the process security, check the
+check: load and validate config.json, plan the rootfs, prepare the process security, check the
 cgroup resources — exactly what `ocirt create` runs before its first side effect). An invalid
 one must raise a ConfigError naming a JSON path related to what was broken; nothing else may
 escape. A fixed sample then goes through the real `ocirt create`, which must exit 1 with the
@@ -107,7 +107,7 @@ class Campaign:
         (self.bundle / "config.json").write_bytes(text)
         self.checked = None
         try:
-            self.checked = create_mod._check(self.store, "hostile",
+            self.checked = create_mod.check(self.store, "hostile",
                                              create_mod.Options(bundle=str(self.bundle)))
         except OcirtError as e:
             assert "\n" not in str(e), f"not one line: {str(e)!r}"

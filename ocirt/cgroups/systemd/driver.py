@@ -90,9 +90,10 @@ class SystemdManager(Manager):
         self._pending = dict(resources or {})
         self.created = []
 
-    def add(self, pid: int, paths: dict[str, str] | None = None) -> None:
+    def add(self, pid: int, paths: dict[str, str] | None = None, *,
+            init_pid: int = 0) -> None:
         if self._pending is None or paths is not None:
-            return super().add(pid, paths)
+            return super().add(pid, paths, init_pid=init_pid)
         resources, self._pending = self._pending, None
         self._start(pid, resources)
 
