@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,14 @@ class Bundle:
     def write(self) -> "Bundle":
         (self.path / "config.json").write_text(json.dumps(self.config, indent=1))
         return self
+
+    def init_waits_in_python(self) -> "Bundle":
+        """Keep the init waiting for `start` as the runtime's interpreter instead of ocirt-wait
+        (ocirt/init/waiter.py): a startContainer hook, which the init runs after the wait,
+        keeps it. For the tests of what the interpreter-based init exposes."""
+        hooks = self.config.setdefault("hooks", {})
+        hooks.setdefault("startContainer", []).append({"path": "/bin/true"})
+        return self.write()
 
     def own_rootfs(self, template: Path) -> Path:
         """A private copy of the rootfs, for tests that change it."""
@@ -68,6 +77,19 @@ def bundle(template, tmp_path) -> Bundle:
     b = Bundle(tmp_path / "bundle", cfg)
     b.path.mkdir()
     return b.write()
+
+
+@pytest.fixture
+def reachable_rootfs(bundle, rootfs_template):
+    """A rootfs the mapped ids of a user namespace can reach: pytest's own temp dirs are 0700
+    root."""
+    d = Path(tempfile.mkdtemp(prefix="ocirt-userns-", dir="/var/tmp"))
+    d.chmod(0o755)
+    shutil.copytree(rootfs_template, d / "rootfs", symlinks=True)
+    bundle.config["root"]["path"] = str(d / "rootfs")
+    bundle.write()
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def _runner(tmp_path_factory, name: str, binary: str):

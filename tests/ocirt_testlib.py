@@ -64,6 +64,13 @@ def unique_id(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
+def with_userns(bundle, host_id: int = 100000) -> None:
+    """A user namespace mapping 65536 ids from `host_id` (with the reachable_rootfs fixture)."""
+    bundle.config["linux"]["namespaces"].append({"type": "user"})
+    bundle.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": host_id, "size": 65536}]
+    bundle.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": host_id, "size": 65536}]
+
+
 def run_out(ocirt, bundle, cid: str, script: str) -> str:
     """`run` a shell script in the bundle; its stdout (the run must succeed)."""
     bundle.sh(script)

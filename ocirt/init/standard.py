@@ -33,7 +33,7 @@ class Launch:
                  join_fds: list[tuple[str, int]] | None = None, preserve_fds: int = 0,
                  console_fd: int | None = None, no_pivot: bool = False,
                  extra_env: list[str] | None = None, new_keyring: bool = True,
-                 runtime_pid: int = 0) -> None:
+                 runtime_pid: int = 0, waiter_fd: int | None = None) -> None:
         self.cid = cid
         self.bundle = bundle
         self.config = config
@@ -48,6 +48,7 @@ class Launch:
         self.extra_env = extra_env or []
         self.new_keyring = new_keyring
         self.runtime_pid = runtime_pid    # the create: we die with it until it is complete
+        self.waiter_fd = waiter_fd        # ocirt-wait's memfd (ocirt.init.waiter), or None
 
 
 def _fail(sync: Sync, exc: BaseException) -> None:
@@ -250,7 +251,8 @@ def _setup(launch: Launch, sync: Sync) -> None:
 
     if not process:
         # A container without a process can be created but never started (runtime.md).
-        _announce_and_wait(launch, sync, None)
+        _announce(launch, sync, None)
+        _wait_for_start(launch)
         os._exit(0)
 
     from ocirt.process import security
@@ -273,7 +275,15 @@ def _setup(launch: Launch, sync: Sync) -> None:
         # its listener fd to the runtime (runc does the same).
         listener = security.apply_seccomp(prep)
 
-    _announce_and_wait(launch, sync, prep, listener)
+    _announce(launch, sync, prep, listener)
+    if launch.waiter_fd is not None:
+        from ocirt.init import waiter
+        # The last line we can log: ocirt-wait has no log.
+        logger.debug("init: about to exec %s once started, waiting in ocirt-wait", path)
+        waiter.hand_over(launch.waiter_fd, launch.fifo_fd, prep.seccomp, path,
+                         process["args"], env)
+        # Still here: the kernel would not run it, so we wait ourselves.
+    _wait_for_start(launch)
 
     if listener is None:
         # startContainer hooks run under the container's filter, as in runc.
@@ -310,11 +320,11 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
 _fifo_write_fd: int | None = None
 
 
-def _announce_and_wait(launch: Launch, sync: Sync, prep: object,
-                       listener: int | None = None) -> None:
-    """Report "created", then block until `start` opens the exec FIFO."""
-    global _fifo_write_fd
+def _announce(launch: Launch, sync: Sync, prep: object, listener: int | None = None) -> None:
+    """Report "created" and wait for the runtime's "go"."""
     keep = {0, 1, 2, launch.fifo_fd, sync.fileno()}
+    if launch.waiter_fd is not None:
+        keep.add(launch.waiter_fd)
     keep.update(range(3, 3 + launch.preserve_fds))
     keep.update(logger.child_fds())
     if listener is not None:
@@ -332,6 +342,11 @@ def _announce_and_wait(launch: Launch, sync: Sync, prep: object,
     sync.expect("go")
     sc.prctl(sc.PR_SET_PDEATHSIG, 0)
     sync.close()
+
+
+def _wait_for_start(launch: Launch) -> None:
+    """Block until `start` opens the exec FIFO."""
+    global _fifo_write_fd
     # The O_PATH handle was opened on the host before pivot_root; reopening it through
     # /proc/self/fd gives a real FIFO end without any path into the host filesystem.
     fd = os.open(f"/proc/self/fd/{launch.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)

@@ -9,7 +9,7 @@ import time
 from ocirt import OCI_VERSION, hooks, testpoint
 from ocirt.errors import CgroupError, ContainerNotFound, OcirtError, SetupError, StateError
 from ocirt.init import namespaces as nsmod
-from ocirt.init import standard
+from ocirt.init import standard, waiter
 from ocirt.linux import signals
 from ocirt.linux import syscalls as sc
 from ocirt.log import logger
@@ -396,12 +396,15 @@ def _spawn(cid: str, bundle: str, config: dict, plan: object, prep: object, new_
     if listen and listen.isdigit() and int(listen) > 0:
         preserve = max(preserve, int(listen))
         extra_env = [f"LISTEN_FDS={listen}", "LISTEN_PID=1"]
+    waiter_fd = None
+    if waiter.suits(config, prep):
+        waiter_fd = waiter.program()
     launch = standard.Launch(
         cid=cid, bundle=bundle, config=config, rootfs_plan=plan, security=prep,
         fifo_fd=fifo_fd, new_ns=new_ns, join_fds=join_fds, preserve_fds=preserve,
         console_fd=console_sock.fileno() if console_sock is not None else None,
         no_pivot=opts.no_pivot, extra_env=extra_env, new_keyring=not opts.no_new_keyring,
-        runtime_pid=os.getpid())
+        runtime_pid=os.getpid(), waiter_fd=waiter_fd)
     parent, child = Sync.pair()
     pid1 = os.fork()
     if pid1 == 0:
@@ -415,6 +418,8 @@ def _spawn(cid: str, bundle: str, config: dict, plan: object, prep: object, new_
     logger.debug("intermediate process %d started", pid1)
     child.close()
     os.close(fifo_fd)
+    if waiter_fd is not None:
+        os.close(waiter_fd)
     testpoint.reached("create:forked")
     for _kind, fd in join_fds:
         os.close(fd)

@@ -40,6 +40,14 @@ def install(signum: int, handler) -> None:
     _signal.signal(signum, handler)
 
 
+def block(sigs: tuple[int, ...]) -> None:
+    _signal.pthread_sigmask(_signal.SIG_BLOCK, sigs)
+
+
+def unblock(sigs: tuple[int, ...]) -> None:
+    _signal.pthread_sigmask(_signal.SIG_UNBLOCK, sigs)
+
+
 def describe(sig: int) -> str:
     """A signal as Go's exec.ExitError names it ("bad system call", "killed"): libc's
     description without the leading capital ("CPU time limit exceeded" keeps its own)."""

@@ -55,7 +55,7 @@ BUILD = {
     "ocirt.rootfs.attach", "ocirt.rootfs.cgroupfs", "ocirt.rootfs.copyup", "ocirt.rootfs.devices",
     "ocirt.rootfs.hostns", "ocirt.rootfs.masked", "ocirt.rootfs.mountpoint", "ocirt.rootfs.mounts",
     "ocirt.rootfs.options", "ocirt.rootfs.pivot", "ocirt.rootfs.plan", "ocirt.rootfs.propagation",
-    "ocirt.rootfs.setup", "ocirt.rootfs.sysctl",
+    "ocirt.rootfs.setup", "ocirt.rootfs.sysctl", "ocirt.init.waiter", "ocirt.init.waiter_elf",
 }
 PINNED: dict[str, set[str]] = {
     "state": COMMON | CONTAINER | {

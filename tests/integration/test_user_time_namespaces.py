@@ -10,25 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ocirt_testlib import run_out
-
-
-@pytest.fixture
-def reachable_rootfs(bundle, rootfs_template):
-    """A rootfs the mapped ids can reach: pytest's own temp dirs are 0700 root."""
-    d = Path(tempfile.mkdtemp(prefix="ocirt-userns-", dir="/var/tmp"))
-    d.chmod(0o755)
-    shutil.copytree(rootfs_template, d / "rootfs", symlinks=True)
-    bundle.config["root"]["path"] = str(d / "rootfs")
-    bundle.write()
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
-def with_userns(bundle, host_id: int = 100000) -> None:
-    bundle.config["linux"]["namespaces"].append({"type": "user"})
-    bundle.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": host_id, "size": 65536}]
-    bundle.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": host_id, "size": 65536}]
+from ocirt_testlib import run_out, with_userns
 
 
 def test_user_namespace_maps_container_root_to_the_configured_host_id(ocirt, bundle, cid,

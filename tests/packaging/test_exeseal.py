@@ -48,7 +48,7 @@ def test_pip_installed_exec_returns_the_process_status(pip_ocirt, bundle, cid):
 
 def test_pip_installed_create_leaves_the_init_on_a_read_only_interpreter(
         pip_ocirt, bundle, cid, host_python_is_writable):
-    bundle.args("sleep", "60")
+    bundle.args("sleep", "60").init_waits_in_python()
     pip_ocirt.ok("create", "--bundle", str(bundle.path), cid)
     pid = pip_ocirt.state(cid)["pid"]
     exe = f"/proc/{pid}/exe"
@@ -61,7 +61,7 @@ def test_pip_installed_create_leaves_the_init_on_a_read_only_interpreter(
 
 
 def test_launcher_create_runs_the_init_without_reexecuting(ocirt, bundle, cid):
-    bundle.args("sleep", "60")
+    bundle.args("sleep", "60").init_waits_in_python()
     ocirt.ok("create", "--bundle", str(bundle.path), cid)
     pid = ocirt.state(cid)["pid"]
     assert _read_only(f"/proc/{pid}/exe")

@@ -88,7 +88,9 @@ def evil(bundle, rootfs_template):
 def _run_evil(ocirt, bundle, cid, rootfs, mode: str) -> tuple[str, str, str]:
     """Returns (payload result, host interpreter path, its hash before)."""
     if mode == "init":
-        bundle.args("/bin/evil", "/tmp/result")
+        # The interpreter-based init: with ocirt-wait, /proc/self/exe is that sealed memfd
+        # (test_cve_2019_5736_waiting_init_program_is_a_sealed_execute_only_memfd).
+        bundle.args("/bin/evil", "/tmp/result").init_waits_in_python()
     else:
         bundle.args("sleep", "60")
     ocirt.ok("create", "--bundle", str(bundle.path), cid)
@@ -96,7 +98,8 @@ def _run_evil(ocirt, bundle, cid, rootfs, mode: str) -> tuple[str, str, str]:
     # The init waiting for `start` runs ocirt's interpreter: the host's, seen through the
     # launcher's read-only bind or the detached read-only mount a pip install re-executes from.
     interp = os.path.realpath("/usr/bin/python3")
-    assert os.path.samefile(f"/proc/{pid}/exe", interp)
+    if mode == "init":
+        assert os.path.samefile(f"/proc/{pid}/exe", interp)
     before = sha256(interp)
     ocirt.ok("start", cid)
     if mode == "exec":
@@ -132,10 +135,30 @@ def test_cve_2019_5736_interpreter_seen_by_container_is_read_only(
     assert field(out, "rdonly") == "1" or exe.startswith("/memfd:"), out
 
 
+def test_cve_2019_5736_waiting_init_program_is_a_sealed_execute_only_memfd(ocirt, bundle, cid):
+    """ocirt-wait, the program the init waits in, is what a container's `#!/proc/self/exe`
+    would reach: a memfd nobody can write (not even the host's root), nor read from inside."""
+    import fcntl
+    bundle.args("sleep", "60")
+    ocirt.ok("create", "--bundle", str(bundle.path), cid)
+    exe = f"/proc/{ocirt.state(cid)['pid']}/exe"
+    assert os.readlink(exe).startswith("/memfd:ocirt-wait")
+    # ETXTBSY while it runs; once the init has exec'd the container's process, the seals.
+    with pytest.raises(OSError):
+        os.open(exe, os.O_WRONLY | os.O_APPEND)
+    fd = os.open(exe, os.O_RDONLY)
+    try:
+        seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+        assert seals & 0xF == 0xF          # SEAL, SHRINK, GROW, WRITE
+        assert os.fstat(fd).st_mode & 0o777 == 0o111
+    finally:
+        os.close(fd)
+
+
 # --- CVE-2016-9962 ------------------------------------------------------------------------------
 
 PEEK = r'''for p in /proc/[0-9]*; do
-  case "$(head -c 64 $p/cmdline 2>/dev/null | tr '\0' ' ')" in */python3*) ;; *) continue;; esac
+  case "$(head -c 64 $p/cmdline 2>/dev/null | tr '\0' ' ')" in */python3*|ocirt-wait*) ;; *) continue;; esac
   n=${p#/proc/}
   if readlink $p/exe >/dev/null 2>&1; then echo $n:exe=READ; else echo $n:exe=denied; fi
   if cat $p/environ >/dev/null 2>&1; then echo $n:environ=READ; else echo $n:environ=denied; fi
@@ -161,8 +184,9 @@ def _peek_results(out: str) -> dict[str, set[str]]:
 @pytest.mark.parametrize("user", [None, "1000:1000"])
 def test_cve_2016_9962_created_init_is_not_inspectable_from_the_container(
         ocirt, bundle, cid, user):
-    # The init waits between create and start as the runtime's interpreter, with the exec
-    # fifo open: a root (without CAP_SYS_PTRACE) or non-root process inside must get nothing.
+    # The init waits between create and start (as ocirt-wait, or as the runtime's interpreter),
+    # with a handle on the exec fifo open: a root (without CAP_SYS_PTRACE) or non-root process
+    # inside must get nothing.
     bundle.args("sleep", "60")
     ocirt.ok("create", "--bundle", str(bundle.path), cid)
     args = ["exec"] + (["--user", user] if user else []) + [cid, "sh", "-c", PEEK]

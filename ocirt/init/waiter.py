@@ -1,0 +1,141 @@
+"""The wait between `create` and `start` in a 1.5 KiB program instead of the interpreter.
+
+Until `start`, the container's PID 1 only waits; as the Python init it holds about 10 MiB
+resident (the interpreter and what `create` imported), which a manager that creates containers
+ahead of starting them pays for each. So once the Python init has done everything up to the
+wait, it executes ocirt-wait (waiter.c, built into waiter_elf.py) from a sealed memfd. That
+program waits on the exec FIFO, loads the seccomp filter, answers `start` and execs the
+container's process: the steps the Python init would have taken, in the same order, with the
+same messages.
+
+Why the extra exec changes nothing the container can see or reach:
+- Capabilities: execve derives the new sets from the inheritable, bounding and ambient sets and
+  the uid, which exec does not change, and the memfd has no file capabilities and no set-id
+  bits; so exec'ing it and then the container's program gives the sets one exec would give.
+- Everything else a process keeps across exec it keeps twice: ids, groups, umask, cwd, rlimits,
+  no_new_privs, the session keyring, the controlling terminal, scheduling, ioprio, mempolicy,
+  oom_score_adj, namespaces, cgroup, the preserved fds.
+- ptrace and /proc (CVE-2016-9962): the Python init is not dumpable, and an exec would make a
+  readable program dumpable again. The memfd is execute-only (mode 0111) and owned by the
+  runtime's uid, and the init execs it with an empty effective set, so it cannot read the
+  program: the kernel (would_dump, fs/exec.c) then keeps the process non-dumpable and its memory
+  owned by a user namespace that owns the file, the host's for a rootful runtime, as for the
+  Python init. The program sets PR_SET_DUMPABLE 0 once more as its first act.
+- /proc/PID/exe is the memfd, sealed against writes, growth and shrinking (CVE-2019-5736).
+
+The Python init keeps waiting itself where the handover would change behaviour:
+- an AppArmor profile or an SELinux label, which take effect at the next exec: that exec must be
+  the container's process;
+- linux.personality (an exec of a 64-bit program clears READ_IMPLIES_EXEC);
+- a seccomp filter with a listener (its fd goes to the runtime before the wait), or without
+  noNewPrivileges (loading it needs CAP_SYS_ADMIN, which the exec would drop);
+- startContainer hooks, which the init runs after the wait;
+- another machine than x86-64, and a kernel that will not create or run an executable memfd.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+
+from ocirt.linux import signals
+from ocirt.process import caps
+
+MAGIC = 0x3157434F                          # "OCW1", struct data in waiter.c
+_HEADER = struct.Struct("<11I")
+_SEALS = 0x1 | 0x2 | 0x4 | 0x8              # F_SEAL_SEAL | SHRINK | GROW | WRITE
+_MFD_EXEC = 0x10                            # Linux 6.3: an executable memfd (vm.memfd_noexec)
+_MAX_DATA = 65536                           # waiter.c's buffer
+_TERMINATION = (signals.SIGHUP, signals.SIGINT, signals.SIGQUIT, signals.SIGTERM)
+_ERRNOS = 134                               # strerror(0) .. strerror(133): EHWPOISON is 133
+
+
+def suits(config: dict, prep: object) -> bool:
+    """Whether this container's init may hand its wait over (see above). In the runtime,
+    before the fork."""
+    if prep is None or os.uname().machine != "x86_64":
+        return False
+    if prep.apparmor or prep.selinux or prep.personality is not None:
+        return False
+    f = prep.seccomp
+    if f is not None and (f.notify or not prep.no_new_privs or len(f.bpf) > _MAX_DATA // 2):
+        return False
+    hooks = config.get("hooks") or {}
+    return not hooks.get("startContainer")
+
+
+def program() -> int | None:
+    """A close-on-exec fd of the sealed, execute-only memfd holding ocirt-wait; None when the
+    kernel will not make one. In the runtime, before the fork: the file is then owned by the
+    runtime's uid, which a user namespace made for the container does not map."""
+    from ocirt.init.waiter_elf import ELF
+    try:
+        try:
+            fd = os.memfd_create("ocirt-wait", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING | _MFD_EXEC)
+        except OSError:
+            fd = os.memfd_create("ocirt-wait", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    except OSError:
+        return None
+    try:
+        os.write(fd, ELF)
+        os.fchmod(fd, 0o111)
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def hand_over(program_fd: int, fifo_fd: int, seccomp: object, path: str, args: list[str],
+              env: dict[str, str]) -> None:
+    """Exec ocirt-wait as this process, after "created" and before the wait. Returns only if the
+    kernel refused the exec, with everything as it was: the caller then waits itself."""
+    data = _data(fifo_fd, seccomp, args[0])
+    if len(data) > _MAX_DATA:
+        return                              # a huge args[0]: more than the program reads
+    try:
+        dfd = os.memfd_create("ocirt-wait-data", 0)
+    except OSError:
+        return
+    try:
+        os.write(dfd, data)
+        os.set_inheritable(fifo_fd, True)
+        eff, prm, inh = caps.capget()
+        # Blocked, a termination signal sent during the exec stays pending for the program's
+        # handlers instead of being dropped at the default disposition of a PID 1.
+        signals.block(_TERMINATION)
+        caps.capset(0, prm, inh)
+        try:
+            os.execve(program_fd, ["ocirt-wait", str(dfd), path, *args], env)
+        except OSError:
+            caps.capset(eff, prm, inh)
+            signals.unblock(_TERMINATION)
+            os.set_inheritable(fifo_fd, False)
+    finally:
+        os.close(dfd)
+
+
+def _data(fifo_fd: int, seccomp: object, arg0: str) -> bytes:
+    """waiter.c's struct data, followed by what its offsets point to."""
+    body = bytearray(_HEADER.size + 4)      # the filter starts 8-aligned
+    bpf = seccomp.bpf if seccomp is not None else b""
+    bpf_off = len(body)
+    body += bpf
+
+    def string(text: str) -> int:
+        off = len(body)
+        body.extend(text.encode(errors="surrogateescape") + b"\0")
+        return off
+
+    fifo_path = string(f"/proc/self/fd/{fifo_fd}")
+    exec_prefix = string(f"exec {arg0!r}: ")
+    seccomp_prefix = string("loading seccomp filter: ")
+    offsets = [string(os.strerror(e)) for e in range(_ERRNOS)]
+    body.extend(b"\0" * (-len(body) % 4))
+    errors = len(body)
+    body += struct.pack(f"<{_ERRNOS}I", *offsets)
+    _HEADER.pack_into(body, 0, MAGIC, len(body), fifo_fd, fifo_path,
+                      seccomp.flags if seccomp is not None else 0, bpf_off, len(bpf),
+                      exec_prefix, seccomp_prefix, errors, _ERRNOS)
+    return bytes(body)
