@@ -276,16 +276,22 @@ def _setup(launch: Launch, sync: Sync) -> None:
         listener = security.apply_seccomp(prep)
 
     _announce(launch, sync, prep, listener)
+    loaded = listener is not None
     if launch.waiter_fd is not None:
         from ocirt.init import waiter
         # The last line we can log: ocirt-wait has no log.
         logger.debug("init: about to exec %s once started, waiting in ocirt-wait", path)
-        waiter.hand_over(launch.waiter_fd, launch.fifo_fd, prep.seccomp, path,
-                         process["args"], env)
+        if waiter.loads_filter_first(prep):
+            loaded = waiter.hand_over(launch.waiter_fd, launch.fifo_fd, None, path,
+                                      process["args"], env,
+                                      load_filter=lambda: security.apply_seccomp(prep))
+        else:
+            waiter.hand_over(launch.waiter_fd, launch.fifo_fd, prep.seccomp, path,
+                             process["args"], env)
         # Still here: the kernel would not run it, so we wait ourselves.
     _wait_for_start(launch)
 
-    if listener is None:
+    if not loaded:
         # startContainer hooks run under the container's filter, as in runc.
         security.apply_seccomp(prep)
     if hooks.has(config, "startContainer"):

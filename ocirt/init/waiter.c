@@ -33,6 +33,7 @@ typedef unsigned int u32;
 #define SYS_execve 59
 #define SYS_prctl 157
 #define SYS_openat 257
+#define SYS_exit 60
 #define SYS_exit_group 231
 #define SYS_seccomp 317
 
@@ -93,8 +94,10 @@ static long sys4(long n, long a, long b, long c, long d)
 
 static __attribute__((noreturn)) void die(int status)
 {
-	for (;;)
-		sys3(SYS_exit_group, status, 0, 0);
+	sys3(SYS_exit_group, status, 0, 0);
+	/* Only a seccomp filter can refuse that: then the thread alone, or a fault. */
+	sys3(SYS_exit, status, 0, 0);
+	__builtin_trap();
 }
 
 static unsigned long length(const char *s)

@@ -27,10 +27,18 @@ The Python init keeps waiting itself where the handover would change behaviour:
 - an AppArmor profile or an SELinux label, which take effect at the next exec: that exec must be
   the container's process;
 - linux.personality (an exec of a 64-bit program clears READ_IMPLIES_EXEC);
-- a seccomp filter with a listener (its fd goes to the runtime before the wait), or without
-  noNewPrivileges (loading it needs CAP_SYS_ADMIN, which the exec would drop);
+- a seccomp filter with a listener (its fd goes to the runtime before the wait);
+- a seccomp filter without noNewPrivileges that does not allow every system call made between
+  its loading and the container's exec (see below);
 - startContainer hooks, which the init runs after the wait;
 - another machine than x86-64, and a kernel that will not create or run an executable memfd.
+
+The seccomp filter: with noNewPrivileges, ocirt-wait loads it after the wait, where the Python
+init would. Without, loading needs CAP_SYS_ADMIN, which ocirt-wait does not have (the exec drops
+it with the bounding set), so the init loads it just before the handover, and the filter then
+sees the handover and the wait: what runc does in that case. The init does this only when it
+knows the filter lets each of those system calls through (HANDOVER_SYSCALLS, evaluated by
+ocirt.security.cbpf before the fork); otherwise the interpreter waits and loads it after the wait.
 """
 
 from __future__ import annotations
@@ -51,6 +59,29 @@ _TERMINATION = (signals.SIGHUP, signals.SIGINT, signals.SIGQUIT, signals.SIGTERM
 _ERRNOS = 134                               # strerror(0) .. strerror(133): EHWPOISON is 133
 
 
+# x86-64 system calls made under a filter loaded before the handover, with the arguments known
+# in advance (None: a pointer, an fd or a size the filter cannot sensibly depend on).
+_U = None
+_AT_FDCWD = -100 & 0xFFFFFFFFFFFFFFFF
+HANDOVER_SYSCALLS: list[tuple[int, tuple[int | None, ...]]] = [
+    # the init: dropping CAP_SYS_ADMIN and the effective set, the exec of ocirt-wait, and the
+    # allocator's calls that may happen in between
+    (125, (_U, _U)), (126, (_U, _U)),                     # capget, capset
+    (322, (_U, _U, _U, _U, 0x1000)),                      # execveat(fd, "", AT_EMPTY_PATH)
+    (9, (_U,) * 6), (10, (_U,) * 3), (11, (_U, _U)),      # mmap, mprotect, munmap
+    (12, (_U,)), (25, (_U,) * 5), (28, (_U,) * 3),        # brk, mremap, madvise
+    # ocirt-wait (waiter.c), in its order
+    (157, (4, 0)), (157, (15, _U)),                       # prctl DUMPABLE, NAME
+    (17, (_U,) * 4), (3, (_U,)),                          # pread64, close
+    *[(13, (sig, _U, 0, 8)) for sig in _TERMINATION],     # rt_sigaction
+    (14, (2, _U, 0, 8)),                                  # rt_sigprocmask(SIG_SETMASK)
+    (257, (_AT_FDCWD, _U, 0o2000001, 0)),                 # openat(O_WRONLY | O_CLOEXEC)
+    (1, (_U, _U, _U)),                                    # write
+    (59, (_U, _U, _U)),                                   # execve
+    (231, (_U,)),                                         # exit_group, when that fails
+]
+
+
 def suits(config: dict, prep: object) -> bool:
     """Whether this container's init may hand its wait over (see above). In the runtime,
     before the fork."""
@@ -58,11 +89,23 @@ def suits(config: dict, prep: object) -> bool:
         return False
     if prep.apparmor or prep.selinux or prep.personality is not None:
         return False
-    f = prep.seccomp
-    if f is not None and (f.notify or not prep.no_new_privs or len(f.bpf) > _MAX_DATA // 2):
-        return False
     hooks = config.get("hooks") or {}
-    return not hooks.get("startContainer")
+    if hooks.get("startContainer"):
+        return False
+    f = prep.seccomp
+    if f is None:
+        return True
+    if f.notify or len(f.bpf) > _MAX_DATA // 2:
+        return False
+    if prep.no_new_privs:
+        return True
+    from ocirt.security import cbpf
+    return cbpf.allows(f.bpf, HANDOVER_SYSCALLS)
+
+
+def loads_filter_first(prep: object) -> bool:
+    """Whether the init loads the filter before the handover (no noNewPrivileges)."""
+    return prep.seccomp is not None and not prep.no_new_privs
 
 
 def program() -> int | None:
@@ -88,23 +131,27 @@ def program() -> int | None:
 
 
 def hand_over(program_fd: int, fifo_fd: int, seccomp: object, path: str, args: list[str],
-              env: dict[str, str]) -> None:
-    """Exec ocirt-wait as this process, after "created" and before the wait. Returns only if the
-    kernel refused the exec, with everything as it was: the caller then waits itself."""
+              env: dict[str, str], load_filter=None) -> bool:
+    """Exec ocirt-wait as this process, after "created" and before the wait; `seccomp` is the
+    filter ocirt-wait loads after the wait, `load_filter` loads one now, just before the exec.
+    Returns only if the exec did not happen, with everything as it was but the filter, if
+    load_filter loaded it (the return value): the caller then waits itself."""
     data = _data(fifo_fd, seccomp, args[0])
     if len(data) > _MAX_DATA:
-        return                              # a huge args[0]: more than the program reads
+        return False                        # a huge args[0]: more than the program reads
     try:
         dfd = os.memfd_create("ocirt-wait-data", 0)
     except OSError:
-        return
+        return False
     try:
         os.write(dfd, data)
         os.set_inheritable(fifo_fd, True)
-        eff, prm, inh = caps.capget()
         # Blocked, a termination signal sent during the exec stays pending for the program's
         # handlers instead of being dropped at the default disposition of a PID 1.
         signals.block(_TERMINATION)
+        if load_filter is not None:
+            load_filter()
+        eff, prm, inh = caps.capget()
         caps.capset(0, prm, inh)
         try:
             os.execve(program_fd, ["ocirt-wait", str(dfd), path, *args], env)
@@ -114,6 +161,7 @@ def hand_over(program_fd: int, fifo_fd: int, seccomp: object, path: str, args: l
             os.set_inheritable(fifo_fd, False)
     finally:
         os.close(dfd)
+    return load_filter is not None
 
 
 def _data(fifo_fd: int, seccomp: object, arg0: str) -> bytes:

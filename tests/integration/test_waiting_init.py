@@ -163,8 +163,43 @@ def test_an_exec_that_fails_after_start_says_why_as_the_interpreter_did(ocirt, b
     assert waited == python == "exec '/bin/gone': No such file or directory\n"
 
 
+def test_without_no_new_privileges_the_filter_is_loaded_before_the_wait_as_runc_does(
+        ocirt, runc, bundle, cid):
+    bundle.process["noNewPrivileges"] = False
+    bundle.config["linux"]["seccomp"] = DENY_MKDIR
+    bundle.args("sleep", "60")
+    pid = created_pid(ocirt, bundle, cid)
+    runc_pid = created_pid(runc, bundle, cid + "-runc")
+    assert exe(pid).startswith("/memfd:ocirt-wait")
+    assert status(pid)["Seccomp"] == status(runc_pid)["Seccomp"] == "2"
+    assert status(pid)["NoNewPrivs"] == "0"
+
+
+def test_without_no_new_privileges_the_filter_applies_to_the_container_process(ocirt, bundle,
+                                                                             cid):
+    bundle.process["noNewPrivileges"] = False
+    bundle.config["linux"]["seccomp"] = DENY_MKDIR
+    out = run_out(ocirt, bundle, cid, "mkdir /tmp/x 2>&1; echo status=$?")
+    assert "Operation not permitted" in out and "status=1" in out, out
+
+
+def test_a_user_under_a_filter_without_no_new_privileges_has_the_capabilities_runc_gives(
+        ocirt, runc, bundle, cid):
+    # The init keeps CAP_SYS_ADMIN to load the filter, then drops it: none of it may remain.
+    caps = ["CAP_NET_BIND_SERVICE", "CAP_KILL"]
+    bundle.process["user"] = {"uid": 1000, "gid": 1000}
+    bundle.process["noNewPrivileges"] = False
+    bundle.process["capabilities"] = {"bounding": caps, "permitted": caps, "effective": caps,
+                                      "inheritable": caps, "ambient": ["CAP_KILL"]}
+    bundle.config["linux"]["seccomp"] = DENY_MKDIR
+    script = "grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/self/status"
+    out = run_out(ocirt, bundle, cid, script)
+    assert "CapAmb:\t0000000000000020" in out and "Seccomp:\t2" in out, out
+    assert out == run_out(runc, bundle, cid + "-runc", script)
+
+
 @pytest.mark.parametrize("config", ["startContainer hook", "personality",
-                                    "seccomp without noNewPrivileges"])
+                                    "a filter without noNewPrivileges that refuses execveat"])
 def test_the_interpreter_keeps_waiting_where_a_second_exec_would_change_things(
         ocirt, bundle, cid, config):
     if config == "startContainer hook":
@@ -173,7 +208,9 @@ def test_the_interpreter_keeps_waiting_where_a_second_exec_would_change_things(
         bundle.config["linux"]["personality"] = {"domain": "LINUX"}
     else:
         bundle.process["noNewPrivileges"] = False
-        bundle.config["linux"]["seccomp"] = DENY_MKDIR
+        bundle.config["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["execveat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
     bundle.args("sleep", "60")
     pid = created_pid(ocirt, bundle, cid)
     assert os.path.samefile(f"/proc/{pid}/exe", os.path.realpath("/usr/bin/python3"))
