@@ -191,3 +191,28 @@ def test_sdnotify_container(podman, tmp_path):
         assert any(g.startswith(b"MAINPID=") for g in got), got
     finally:
         host.close()
+
+
+def _status(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+@pytest.mark.parametrize("runtime", ["ocirt"], indirect=True)
+def test_a_created_container_waits_in_ocirt_wait_under_podmans_own_profile(podman):
+    # podman's config as it comes: its seccomp profile without noNewPrivileges, so the filter
+    # is loaded before the wait, and the init still hands the wait over (ocirt.init.waiter).
+    n = name()
+    podman.ok("create", "--name", n, *PODMAN_RUN_ARGS, IMAGE, "sleep", "60")
+    try:
+        podman.ok("init", n)                        # the runtime's create
+        pid = int(podman.ok("inspect", "-f", "{{.State.Pid}}", n).stdout)
+        assert os.readlink(f"/proc/{pid}/exe").startswith("/memfd:ocirt-wait")
+        st = _status(pid)
+        assert (st["Seccomp"], st["NoNewPrivs"]) == ("2", "0")
+        assert int(st["VmRSS"].split()[0]) < 1024, st["VmRSS"]
+        podman.ok("start", n)
+        assert wait_until(lambda: _status(pid)["Name"] == "sleep")
+        assert _status(pid)["Seccomp"] == "2"
+    finally:
+        podman("rm", "-f", "-t", "0", n)
