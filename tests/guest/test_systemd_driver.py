@@ -137,7 +137,8 @@ def test_device_filter_holds_in_the_scope_across_a_daemon_reload(sd, bundle, cid
     start_sleeper(sd, bundle, cid)
     assert show(f"ocirt-{cid}.scope", "DevicePolicy")["DevicePolicy"] == "auto"
     subprocess.run(["systemctl", "daemon-reload"], check=True)
-    p = sd("exec", cid, "sh", "-c", "mknod /tmp/sda b 8 0 && head -c1 /tmp/sda")
+    # In the container's /dev (a tmpfs): a node left in /tmp would stay in the shared rootfs.
+    p = sd("exec", cid, "sh", "-c", "mknod /dev/sda b 8 0 && head -c1 /dev/sda")
     assert p.returncode != 0 and b"Operation not permitted" in p.stderr + p.stdout
     assert sd("exec", cid, "sh", "-c", "echo x > /dev/null").returncode == 0
 
