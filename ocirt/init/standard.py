@@ -278,17 +278,8 @@ def _setup(launch: Launch, sync: Sync) -> None:
     _announce(launch, sync, prep, listener)
     loaded = listener is not None
     if launch.waiter_fd is not None:
-        from ocirt.init import waiter
-        # The last line we can log: ocirt-wait has no log.
-        logger.debug("init: about to exec %s once started, waiting in ocirt-wait", path)
-        if waiter.loads_filter_first(prep):
-            loaded = waiter.hand_over(launch.waiter_fd, launch.fifo_fd, None, path,
-                                      process["args"], env,
-                                      load_filter=lambda: security.apply_seccomp(prep))
-        else:
-            waiter.hand_over(launch.waiter_fd, launch.fifo_fd, prep.seccomp, path,
-                             process["args"], env)
-        # Still here: the kernel would not run it, so we wait ourselves.
+        # Returns only if the kernel would not run ocirt-wait: then we wait ourselves.
+        loaded = _hand_over_the_wait(launch, prep, path, process["args"], env)
     _wait_for_start(launch)
 
     if not loaded:
@@ -309,6 +300,22 @@ def _setup(launch: Launch, sync: Sync) -> None:
     except OSError as e:
         sys.stderr.write(f"exec {process['args'][0]!r}: {e.strerror}\n")
         os._exit(255)
+
+
+def _hand_over_the_wait(launch: Launch, prep: object, path: str, args: list[str],
+                        env: dict[str, str]) -> bool:
+    """Exec ocirt-wait (ocirt.init.waiter), which waits for `start` in a few pages and then
+    execs the container's process. Returns only if that exec failed, with whether the seccomp
+    filter is loaded by then."""
+    from ocirt.init import waiter
+    from ocirt.process import security
+    # The last line we can log: ocirt-wait has no log.
+    logger.debug("init: about to exec %s once started, waiting in ocirt-wait", path)
+    if waiter.loads_filter_first(prep):
+        return waiter.hand_over(launch.waiter_fd, launch.fifo_fd, None, path, args, env,
+                                load_filter=lambda: security.apply_seccomp(prep))
+    waiter.hand_over(launch.waiter_fd, launch.fifo_fd, prep.seccomp, path, args, env)
+    return False
 
 
 def _end_on_termination_signals() -> None:
