@@ -43,6 +43,7 @@ ocirt.security.cbpf before the fork); otherwise the interpreter waits and loads 
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import struct
@@ -79,6 +80,8 @@ HANDOVER_SYSCALLS: list[tuple[int, tuple[int | None, ...]]] = [
     (1, (_U, _U, _U)),                                    # write
     (59, (_U, _U, _U)),                                   # execve
     (231, (_U,)),                                         # exit_group, when that fails
+    # the init again, should the kernel refuse the exec: it restores what it changed
+    (14, (1, _U, _U, 8)), (16, (_U, 0x5450)),             # SIG_UNBLOCK, ioctl(FIONCLEX)
 ]
 
 
@@ -113,11 +116,14 @@ def program() -> int | None:
     kernel will not make one. In the runtime, before the fork: the file is then owned by the
     runtime's uid, which a user namespace made for the container does not map."""
     from ocirt.init.waiter_elf import ELF
+    flags = os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING
     try:
         try:
-            fd = os.memfd_create("ocirt-wait", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING | _MFD_EXEC)
-        except OSError:
-            fd = os.memfd_create("ocirt-wait", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+            fd = os.memfd_create("ocirt-wait", flags | _MFD_EXEC)
+        except OSError as e:
+            if e.errno != errno.EINVAL:
+                return None                 # vm.memfd_noexec = 2: no executable memfd
+            fd = os.memfd_create("ocirt-wait", flags)   # before 6.3, every memfd is
     except OSError:
         return None
     try:
