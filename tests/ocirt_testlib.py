@@ -64,6 +64,12 @@ def unique_id(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
+def proc_status(pid: int) -> dict[str, str]:
+    """/proc/PID/status as a dict ("Name" -> "sleep", "CapEff" -> "00000000a80425fb", ...)."""
+    with open(f"/proc/{pid}/status") as f:
+        return {k: v.strip() for k, _, v in (line.partition(":") for line in f)}
+
+
 def with_userns(bundle, host_id: int = 100000) -> None:
     """A user namespace mapping 65536 ids from `host_id` (with the reachable_rootfs fixture)."""
     bundle.config["linux"]["namespaces"].append({"type": "user"})

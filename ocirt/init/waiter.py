@@ -50,11 +50,10 @@ import struct
 
 from ocirt.linux import signals
 from ocirt.process import caps
+from ocirt.spawn.exeseal import MFD_EXEC, SEALS
 
 MAGIC = 0x3157434F                          # "OCW1", struct data in waiter.c
 _HEADER = struct.Struct("<11I")
-_SEALS = 0x1 | 0x2 | 0x4 | 0x8              # F_SEAL_SEAL | SHRINK | GROW | WRITE
-_MFD_EXEC = 0x10                            # Linux 6.3: an executable memfd (vm.memfd_noexec)
 _MAX_DATA = 65536                           # waiter.c's buffer
 _TERMINATION = (signals.SIGHUP, signals.SIGINT, signals.SIGQUIT, signals.SIGTERM)
 _ERRNOS = 134                               # strerror(0) .. strerror(133): EHWPOISON is 133
@@ -119,7 +118,7 @@ def program() -> int | None:
     flags = os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING
     try:
         try:
-            fd = os.memfd_create("ocirt-wait", flags | _MFD_EXEC)
+            fd = os.memfd_create("ocirt-wait", flags | MFD_EXEC)
         except OSError as e:
             if e.errno != errno.EINVAL:
                 return None                 # vm.memfd_noexec = 2: no executable memfd
@@ -129,7 +128,7 @@ def program() -> int | None:
     try:
         os.write(fd, ELF)
         os.fchmod(fd, 0o111)
-        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, SEALS)
     except OSError:
         os.close(fd)
         return None

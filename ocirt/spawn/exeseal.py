@@ -50,7 +50,7 @@ from ocirt.errors import SecurityError
 
 # The seals runc requires of its memfd copy: no more seals, no size change, no writes.
 SEALS = 0x1 | 0x2 | 0x4 | 0x8   # F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE
-_MFD_EXEC = 0x10        # Linux 6.3: say the memfd is executable (vm.memfd_noexec)
+MFD_EXEC = 0x10         # Linux 6.3: say the memfd is executable (vm.memfd_noexec)
 
 # The program the re-executed interpreter runs: ocirt's package directory comes in argv[1].
 _RESUME = ("import sys;sys.path.insert(0,sys.argv.pop(1));"
@@ -141,7 +141,7 @@ def sealed_copy() -> int:
     try:
         flags = os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING
         try:
-            fd = os.memfd_create("ocirt-python", flags | _MFD_EXEC)
+            fd = os.memfd_create("ocirt-python", flags | MFD_EXEC)
         except OSError:                         # before Linux 6.3
             fd = os.memfd_create("ocirt-python", flags)
         try:

@@ -14,7 +14,7 @@ import pytest
 import clientlib
 import crilib
 from crilib import Pod
-from ocirt_testlib import cgroup_dirs, pids_with_cmdline, read_cgroup_file
+from ocirt_testlib import cgroup_dirs, pids_with_cmdline, proc_status, read_cgroup_file
 
 grpc = pytest.importorskip("grpc", reason="grpcio (setup.cfg's test extra)")
 
@@ -59,11 +59,6 @@ def cgroup_of(pid: int) -> str:
 
 def cgroup_file(pid: int, controller: str, name: str) -> str:
     return read_cgroup_file(cgroup_dirs(pid)[controller], name)
-
-
-def proc_status(pid: int) -> dict[str, str]:
-    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    return {k: v.strip() for k, _, v in (line.partition(":") for line in lines)}
 
 
 def test_cri_speaks_runtime_v1(cri_node):

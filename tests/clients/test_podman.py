@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from clientlib import IMAGE, PODMAN_RUN_ARGS, in_pty, wait_until
+from ocirt_testlib import proc_status
 
 
 def name() -> str:
@@ -193,11 +194,6 @@ def test_sdnotify_container(podman, tmp_path):
         host.close()
 
 
-def _status(pid: int) -> dict[str, str]:
-    with open(f"/proc/{pid}/status") as f:
-        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
-
-
 @pytest.mark.parametrize("runtime", ["ocirt"], indirect=True)
 def test_a_created_container_waits_in_ocirt_wait_under_podmans_own_profile(podman):
     # podman's config as it comes: its seccomp profile without noNewPrivileges, so the filter
@@ -208,11 +204,11 @@ def test_a_created_container_waits_in_ocirt_wait_under_podmans_own_profile(podma
         podman.ok("init", n)                        # the runtime's create
         pid = int(podman.ok("inspect", "-f", "{{.State.Pid}}", n).stdout)
         assert os.readlink(f"/proc/{pid}/exe").startswith("/memfd:ocirt-wait")
-        st = _status(pid)
+        st = proc_status(pid)
         assert (st["Seccomp"], st["NoNewPrivs"]) == ("2", "0")
         assert int(st["VmRSS"].split()[0]) < 1024, st["VmRSS"]
         podman.ok("start", n)
-        assert wait_until(lambda: _status(pid)["Name"] == "sleep")
-        assert _status(pid)["Seccomp"] == "2"
+        assert wait_until(lambda: proc_status(pid)["Name"] == "sleep")
+        assert proc_status(pid)["Seccomp"] == "2"
     finally:
         podman("rm", "-f", "-t", "0", n)

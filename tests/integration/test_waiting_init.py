@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from ocirt_testlib import run_out, with_userns
+from ocirt_testlib import proc_status as status, run_out, with_userns
 
 pytestmark = pytest.mark.skipif(os.uname().machine != "x86_64",
                                 reason="ocirt-wait is built for x86-64 only")
@@ -20,11 +20,6 @@ STATUS_KEYS = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "
 DENY_MKDIR = {"defaultAction": "SCMP_ACT_ALLOW",
               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
                             "errnoRet": 1}]}
-
-
-def status(pid: int) -> dict[str, str]:
-    with open(f"/proc/{pid}/status") as f:
-        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
 
 
 def created_pid(ocirt, bundle, cid) -> int:
